@@ -5,11 +5,11 @@
 
 #define ALIGN_DOWN(x) ((x) & ~((size_t)SPRIG_CONFIG_BUF_ALIGN - 1u))
 
-sprig_status sprig_buf_pool_init(sprig_buf_pool *pool, sprig_buf *bufs, uint8_t *mem,
-                                 size_t count, size_t buf_size)
+sprig_status sprig_buf_pool_init(sprig_buf_pool *pool, sprig_buf *bufs, uint8_t *mem, size_t count,
+                                 size_t buf_size)
 {
-    if (pool == NULL || bufs == NULL || mem == NULL || count == 0 ||
-        ALIGN_DOWN(buf_size) == 0 || ((uintptr_t)mem % SPRIG_CONFIG_BUF_ALIGN) != 0) {
+    if (pool == NULL || bufs == NULL || mem == NULL || count == 0 || ALIGN_DOWN(buf_size) == 0 ||
+        ((uintptr_t)mem % SPRIG_CONFIG_BUF_ALIGN) != 0) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     /* Each buffer starts at i * buf_size, so keep buf_size aligned to keep every payload so. */

@@ -149,8 +149,8 @@ static sprig_status check_recv(const sprig_sock *s)
 
 /* ---- data ------------------------------------------------------------------------------ */
 
-static sprig_status send_common(sprig_sock *s, const void *data, size_t len,
-                                const sprig_addr *to, size_t *out_sent)
+static sprig_status send_common(sprig_sock *s, const void *data, size_t len, const sprig_addr *to,
+                                size_t *out_sent)
 {
     size_t sent = 0;
     if (s == NULL || (data == NULL && len > 0)) {
@@ -181,8 +181,7 @@ sprig_status sprig_sock_send(sprig_sock *s, const void *data, size_t len, size_t
     return send_common(s, data, len, NULL, out_sent);
 }
 
-sprig_status sprig_sock_send_to(sprig_sock *s, const void *data, size_t len,
-                                const sprig_addr *to)
+sprig_status sprig_sock_send_to(sprig_sock *s, const void *data, size_t len, const sprig_addr *to)
 {
     if (to == NULL) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
@@ -553,8 +552,8 @@ static sprig_status attempt_send(retry *r)
     }
     while (r->done < r->len) {
         size_t sent = 0;
-        sprig_status st = sprig_sock_send(r->s, (const uint8_t *)r->data + r->done,
-                                          r->len - r->done, &sent);
+        sprig_status st =
+            sprig_sock_send(r->s, (const uint8_t *)r->data + r->done, r->len - r->done, &sent);
         if (st != SPRIG_STATUS_OK) {
             return st;
         }
@@ -563,8 +562,7 @@ static sprig_status attempt_send(retry *r)
     return SPRIG_STATUS_OK;
 }
 
-sprig_status sprig_sock_send_wait(sprig_sock *s, const void *data, size_t len,
-                                  sprig_time timeout)
+sprig_status sprig_sock_send_wait(sprig_sock *s, const void *data, size_t len, sprig_time timeout)
 {
     retry r = {.s = s, .attempt = attempt_send, .data = data, .len = len};
     return run_retry(&r, timeout);

@@ -275,8 +275,8 @@ sprig_status sprig_addr_parse_ip(const char *s, size_t len, sprig_addr *out)
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     if (parse_v4(s, len, v4)) {
-        uint32_t a = ((uint32_t)v4[0] << 24) | ((uint32_t)v4[1] << 16) |
-                     ((uint32_t)v4[2] << 8) | v4[3];
+        uint32_t a =
+            ((uint32_t)v4[0] << 24) | ((uint32_t)v4[1] << 16) | ((uint32_t)v4[2] << 8) | v4[3];
         sprig_addr_from_ipv4(out, a, out->port);
         return SPRIG_STATUS_OK;
     }
@@ -345,8 +345,8 @@ static bool parse_port(const char *s, size_t len, uint16_t *port)
 
 static bool host_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_';
 }
 
 /* host[:port] or [v6][:port], ending at `end`. */
@@ -379,8 +379,8 @@ static sprig_status parse_authority(const char *s, size_t len, sprig_url *u)
         u->host.len = i;
         uint8_t v4[4];
         if (parse_v4(s, i, v4)) {
-            uint32_t a = ((uint32_t)v4[0] << 24) | ((uint32_t)v4[1] << 16) |
-                         ((uint32_t)v4[2] << 8) | v4[3];
+            uint32_t a =
+                ((uint32_t)v4[0] << 24) | ((uint32_t)v4[1] << 16) | ((uint32_t)v4[2] << 8) | v4[3];
             sprig_addr_from_ipv4(&u->addr, a, 0);
             u->host_is_ip = true;
         }

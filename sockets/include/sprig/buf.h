@@ -36,27 +36,27 @@ typedef struct sprig_buf {
 
 typedef struct sprig_buf_pool {
     sprig_buf *free_list;
-    sprig_buf *bufs;   /* count descriptors */
-    uint8_t *mem;      /* count * buf_size bytes */
-    size_t buf_size;   /* storage bytes per buffer (rounded down to SPRIG_CONFIG_BUF_ALIGN) */
-    size_t count;      /* buffers in the pool */
-    size_t available;  /* buffers free now */
-    size_t low_water;  /* smallest `available` seen since init */
+    sprig_buf *bufs;  /* count descriptors */
+    uint8_t *mem;     /* count * buf_size bytes */
+    size_t buf_size;  /* storage bytes per buffer (rounded down to SPRIG_CONFIG_BUF_ALIGN) */
+    size_t count;     /* buffers in the pool */
+    size_t available; /* buffers free now */
+    size_t low_water; /* smallest `available` seen since init */
 } sprig_buf_pool;
 
 /* Static storage for a pool of `count` buffers of `size` bytes:
  *   SPRIG_BUF_POOL_STORAGE(rx, 8, 512);
  *   sprig_buf_pool_init(&pool, rx_bufs, rx_mem, 8, 512);                                    */
-#define SPRIG_BUF_POOL_STORAGE(name, count, size)                                               \
-    static sprig_buf name##_bufs[(count)];                                                      \
-    static uint8_t name##_mem[(size_t)(count) * (size_t)(size)]                                 \
+#define SPRIG_BUF_POOL_STORAGE(name, count, size)                                                  \
+    static sprig_buf name##_bufs[(count)];                                                         \
+    static uint8_t name##_mem[(size_t)(count) * (size_t)(size)]                                    \
         __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)))
 
 /* mem must be aligned to SPRIG_CONFIG_BUF_ALIGN and hold count*buf_size bytes; buf_size is
  * rounded down to that alignment. INVALID_ARGUMENT for NULL storage, count 0 or a buf_size
  * smaller than the alignment. */
-sprig_status sprig_buf_pool_init(sprig_buf_pool *pool, sprig_buf *bufs, uint8_t *mem,
-                                 size_t count, size_t buf_size);
+sprig_status sprig_buf_pool_init(sprig_buf_pool *pool, sprig_buf *bufs, uint8_t *mem, size_t count,
+                                 size_t buf_size);
 /* Forgets the storage. Safe on a zeroed or already deinitialised pool. Buffers still out are
  * not tracked any more: check sprig_buf_pool_available() first if that matters. */
 void sprig_buf_pool_deinit(sprig_buf_pool *pool);

@@ -20,8 +20,8 @@ typedef uint64_t sprig_time;
 
 #define SPRIG_TIME_NEVER UINT64_MAX
 #define SPRIG_TIME_US(x) ((sprig_time)(x))
-#define SPRIG_TIME_MS(x) ((sprig_time)(x) * 1000u)
-#define SPRIG_TIME_S(x)  ((sprig_time)(x) * 1000000u)
+#define SPRIG_TIME_MS(x) ((sprig_time)(x)*1000u)
+#define SPRIG_TIME_S(x)  ((sprig_time)(x)*1000000u)
 
 typedef struct sprig_clock {
     sprig_time (*now)(void *ctx);

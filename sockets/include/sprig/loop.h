@@ -90,8 +90,8 @@ typedef struct sprig_loop_io {
 } sprig_loop_io;
 
 typedef struct sprig_loop_cfg {
-    sprig_clock clock;        /* required */
-    const sprig_loop_io *io;  /* NULL on bare metal */
+    sprig_clock clock;       /* required */
+    const sprig_loop_io *io; /* NULL on bare metal */
     void *io_ctx;
     /* Optional, used only without an I/O provider: called by sprig_loop_run*() when there is
      * nothing to do before `deadline` (e.g. __WFI()). NULL: busy-poll. */
@@ -103,13 +103,13 @@ struct sprig_backend; /* sprig/sock.h */
 
 struct sprig_loop {
     sprig_loop_cfg cfg;
-    sprig_time now;           /* time of the current pass */
-    sprig_timer *timers;      /* sorted by deadline */
+    sprig_time now;      /* time of the current pass */
+    sprig_timer *timers; /* sorted by deadline */
     sprig_task *tasks_head;
     sprig_task *tasks_tail;
     sprig_poller *pollers;
     struct sprig_backend *backends; /* registered with sprig_loop_add_backend() */
-    unsigned depth;           /* > 0 while a callback runs */
+    unsigned depth;                 /* > 0 while a callback runs */
     bool stopping;
 };
 

@@ -96,15 +96,13 @@ typedef struct sprig_sock_ops {
     sprig_status (*send)(sprig_sock *s, const void *data, size_t len, const sprig_addr *to,
                          size_t *out_sent);
     /* Optional, STREAM only: gather send, same rules as send. */
-    sprig_status (*send_iov)(sprig_sock *s, const sprig_iov *iov, size_t iovcnt,
-                             size_t *out_sent);
+    sprig_status (*send_iov)(sprig_sock *s, const sprig_iov *iov, size_t iovcnt, size_t *out_sent);
     /* Optional: take ownership of `buf` on OK. NULL: the generic code sends its bytes with
      * `send` and frees it. */
     sprig_status (*send_buf)(sprig_sock *s, sprig_buf *buf, const sprig_addr *to);
     /* Optional: NULL means take a buffer from s->tx_pool with s->headroom reserved. */
     sprig_status (*alloc_tx)(sprig_sock *s, size_t len, sprig_buf **out);
-    sprig_status (*recv)(sprig_sock *s, void *buf, size_t cap, size_t *out_len,
-                         sprig_addr *from);
+    sprig_status (*recv)(sprig_sock *s, void *buf, size_t cap, size_t *out_len, sprig_addr *from);
     sprig_status (*accept)(sprig_sock *listener, sprig_sock **out);
     sprig_status (*shutdown)(sprig_sock *s);
     /* Release the socket. No event may fire afterwards. */
@@ -172,8 +170,7 @@ sprig_status sprig_sock_send(sprig_sock *s, const void *data, size_t len, size_t
 sprig_status sprig_sock_send_iov(sprig_sock *s, const sprig_iov *iov, size_t iovcnt,
                                  size_t *out_sent);
 /* DGRAM on a listening (bound) socket: send to / receive from a given address. */
-sprig_status sprig_sock_send_to(sprig_sock *s, const void *data, size_t len,
-                                const sprig_addr *to);
+sprig_status sprig_sock_send_to(sprig_sock *s, const void *data, size_t len, const sprig_addr *to);
 sprig_status sprig_sock_recv(sprig_sock *s, void *buf, size_t cap, size_t *out_len);
 sprig_status sprig_sock_recv_from(sprig_sock *s, void *buf, size_t cap, size_t *out_len,
                                   sprig_addr *from);
@@ -205,8 +202,7 @@ sprig_status sprig_sock_dial_wait(sprig_loop *loop, const char *url, sprig_sock_
                                   sprig_time timeout, sprig_sock **out);
 sprig_status sprig_sock_accept_wait(sprig_sock *listener, sprig_time timeout, sprig_sock **out);
 /* Message types: one message. STREAM: all len bytes (on DEADLINE_EXCEEDED some may be sent). */
-sprig_status sprig_sock_send_wait(sprig_sock *s, const void *data, size_t len,
-                                  sprig_time timeout);
+sprig_status sprig_sock_send_wait(sprig_sock *s, const void *data, size_t len, sprig_time timeout);
 sprig_status sprig_sock_recv_wait(sprig_sock *s, void *buf, size_t cap, size_t *out_len,
                                   sprig_time timeout);
 

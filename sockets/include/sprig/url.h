@@ -33,7 +33,10 @@ typedef struct sprig_addr {
 } sprig_addr;
 
 /* The netstack's fixed ULA prefix, 6 bytes: fd00:5350:5247::/48 ("SPRG"). */
-#define SPRIG_ADDR_NETSTACK_PREFIX {0xfd, 0x00, 0x53, 0x50, 0x52, 0x47}
+#define SPRIG_ADDR_NETSTACK_PREFIX                                                                 \
+    {                                                                                              \
+        0xfd, 0x00, 0x53, 0x50, 0x52, 0x47                                                         \
+    }
 
 void sprig_addr_from_ipv4(sprig_addr *addr, uint32_t ipv4_host_order, uint16_t port);
 bool sprig_addr_is_ipv4(const sprig_addr *addr);
@@ -72,10 +75,10 @@ typedef struct sprig_url {
     sprig_str host;        /* authority form only, without brackets */
     uint16_t port;
     bool has_port;
-    bool host_is_ip;       /* host is an IP literal; then addr.ip is set and addr.port = port */
+    bool host_is_ip; /* host is an IP literal; then addr.ip is set and addr.port = port */
     sprig_addr addr;
-    sprig_str path;        /* path form: everything after "scheme:"; authority form: "/..." */
-    sprig_str query;       /* after '?', without it */
+    sprig_str path;  /* path form: everything after "scheme:"; authority form: "/..." */
+    sprig_str query; /* after '?', without it */
 } sprig_url;
 
 sprig_status sprig_url_parse(const char *text, sprig_url *out);
