@@ -49,6 +49,8 @@ sprig_status sprig_frame_decode(const sprig_frame_decoder *d, const uint8_t *dat
 void sprig_frame_encode_header(uint8_t out[SPRIG_FRAMING_HEADER_LEN], uint32_t msg_len);
 
 /* ---- the decorator ---------------------------------------------------------------------------- */
+struct sprig_framed_sock;
+
 typedef struct sprig_framing_cfg {
     size_t max_message_size; /* 0: SPRIG_CONFIG_SOCK_DEFAULT_MAX_MESSAGE */
     uint8_t *rx_mem;
