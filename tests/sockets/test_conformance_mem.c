@@ -26,7 +26,8 @@ static void mem_setup(sprig_conf_env *env)
     assert_non_null(st->mem);
     assert_int_equal(sprig_buf_pool_init(&st->pool, st->bufs, st->mem, MEM_BUFS, MEM_BUF_SIZE),
                      SPRIG_STATUS_OK);
-    sprig_mem_cfg cfg = {.max_message_size = MEM_MAX_MSG};
+    /* The window must hold what the suite queues before reading (about 48 KiB). */
+    sprig_mem_cfg cfg = {.max_message_size = MEM_MAX_MSG, .window_bytes = 256 * 1024};
     assert_int_equal(
         sprig_mem_backend_init(&st->m, env->loop, &cfg, st->socks, MEM_SOCKS, &st->pool),
         SPRIG_STATUS_OK);
