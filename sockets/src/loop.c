@@ -240,7 +240,8 @@ static sprig_time wait_budget(const sprig_loop *loop, sprig_time now, sprig_time
     if (until < next) {
         next = until;
     }
-    sprig_time wait = next > now ? next - now : 0;
+    /* Nothing scheduled: NEVER lets the provider wait without arming a timer. */
+    sprig_time wait = next == SPRIG_TIME_NEVER ? SPRIG_TIME_NEVER : next > now ? next - now : 0;
     /* Pollers stand for I/O the provider cannot see (a UART, a simulated link): keep calling
      * them often rather than sleeping in the provider until an fd or timer wakes us. */
     if (loop->pollers != NULL && loop->cfg.io != NULL && wait > POLLER_MAX_WAIT) {

@@ -62,6 +62,9 @@ typedef struct sprig_os_loop {
     sprig_task *post_head;
     sprig_task *post_tail;
     bool ready;
+    /* internal: the epoll batch being dispatched, so that removing a watch from inside a
+     * callback (closing another socket) also forgets its not yet dispatched event */
+    struct sprig__os_batch *batch;
 } sprig_os_loop;
 
 /* INTERNAL (with errno mapped) if epoll/eventfd cannot be created. */
@@ -71,7 +74,9 @@ void sprig_os_loop_deinit(sprig_os_loop *ol);
 /* The os loop a sprig_loop belongs to; NULL if it is not one. */
 sprig_os_loop *sprig_os_loop_from(sprig_loop *loop);
 /* Thread-safe: run task->fn(task->arg) on the loop's thread soon. The task must stay valid
- * until it has run. Posting a task that is still queued does nothing. */
+ * until it has run. Posting a task that is still queued does nothing. From another thread, post
+ * a given task again only once it has started running (its `queued` flag is cleared on the
+ * loop's thread without the post lock). */
 sprig_status sprig_os_loop_post(sprig_os_loop *ol, sprig_task *task);
 
 /* Watch fd (edge-triggered) for `events`; fn(watch, events) runs from the loop. */
