@@ -74,7 +74,6 @@ static uint32_t sprig_events(uint32_t mask)
 
 /* ---- the I/O provider ------------------------------------------------------------------ */
 
-
 /* Round up so a timer is never reached early, which would make the loop spin until it is due. */
 static int timeout_ms(sprig_time timeout)
 {

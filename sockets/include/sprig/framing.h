@@ -48,15 +48,16 @@ sprig_status sprig_frame_decode(const sprig_frame_decoder *d, const uint8_t *dat
 /* Write the 4-byte header for a message of msg_len bytes. */
 void sprig_frame_encode_header(uint8_t out[SPRIG_FRAMING_HEADER_LEN], uint32_t msg_len);
 
-/* ---- the decorator ---------------------------------------------------------------------------- */
+/* ---- the decorator ----------------------------------------------------------------------------
+ */
 struct sprig_framed_sock;
 
 typedef struct sprig_framing_cfg {
     size_t max_message_size; /* 0: SPRIG_CONFIG_SOCK_DEFAULT_MAX_MESSAGE */
     uint8_t *rx_mem;
-    size_t rx_cap;           /* >= max_message_size + 4 */
+    size_t rx_cap; /* >= max_message_size + 4 */
     uint8_t *tx_mem;
-    size_t tx_cap;           /* >= max_message_size + 4 */
+    size_t tx_cap; /* >= max_message_size + 4 */
     /* Optional: called after the framed socket and its inner socket are closed, so the owner
      * can release the storage (the OS backend frees its allocation here). */
     void (*on_release)(struct sprig_framed_sock *f, void *ctx);
@@ -64,20 +65,20 @@ typedef struct sprig_framing_cfg {
 } sprig_framing_cfg;
 
 typedef struct sprig_framed_sock {
-    sprig_sock sock;       /* the SEQPACKET face: pass &f->sock to the socket API */
-    sprig_sock *inner;     /* the STREAM socket underneath */
+    sprig_sock sock;   /* the SEQPACKET face: pass &f->sock to the socket API */
+    sprig_sock *inner; /* the STREAM socket underneath */
     sprig_framing_cfg cfg;
     sprig_frame_decoder dec;
-    size_t rx_start;       /* first unconsumed byte in rx_mem */
-    size_t rx_end;         /* end of received bytes in rx_mem */
-    size_t tx_off;         /* pending rest: tx_mem[tx_off..tx_end) or tx_buf */
+    size_t rx_start; /* first unconsumed byte in rx_mem */
+    size_t rx_end;   /* end of received bytes in rx_mem */
+    size_t tx_off;   /* pending rest: tx_mem[tx_off..tx_end) or tx_buf */
     size_t tx_end;
-    sprig_buf *tx_buf;     /* pending zero-copy buffer, if the rest belongs to one */
-    sprig_task task;       /* deferred event delivery */
+    sprig_buf *tx_buf; /* pending zero-copy buffer, if the rest belongs to one */
+    sprig_task task;   /* deferred event delivery */
     uint8_t pending_events;
     uint8_t inner_eof;
-    uint8_t flags;         /* private state bits of framing.c */
-    uint8_t depth;         /* > 0 while framing.c runs the user's callback */
+    uint8_t flags; /* private state bits of framing.c */
+    uint8_t depth; /* > 0 while framing.c runs the user's callback */
 } sprig_framed_sock;
 
 /* Wrap `inner` (a STREAM socket, CONNECTING or OPEN). INVALID_ARGUMENT if inner is not STREAM,

@@ -44,17 +44,17 @@ struct sprig_mem_backend;
 typedef struct sprig_mem_sock {
     sprig_sock sock;
     struct sprig_mem_backend *backend;
-    struct sprig_mem_sock *peer;       /* connected peer, NULL when gone */
-    struct sprig_mem_sock *next;       /* listener's accept queue link */
-    struct sprig_mem_sock *accept_q;   /* listener: pending accepted sockets */
-    sprig_buf_queue rxq;               /* data from the peer */
-    size_t stream_off;                 /* STREAM: bytes of rxq head already read */
-    sprig_task task;                   /* deferred event delivery */
-    uint8_t pending;                   /* events waiting in `task` (bit per event) */
+    struct sprig_mem_sock *peer;     /* connected peer, NULL when gone */
+    struct sprig_mem_sock *next;     /* listener's accept queue link */
+    struct sprig_mem_sock *accept_q; /* listener: pending accepted sockets */
+    sprig_buf_queue rxq;             /* data from the peer */
+    size_t stream_off;               /* STREAM: bytes of rxq head already read */
+    sprig_task task;                 /* deferred event delivery */
+    uint8_t pending;                 /* events waiting in `task` (bit per event) */
     uint8_t in_use;
-    uint8_t peer_closed;               /* peer closed or shut down: EOF after rxq */
+    uint8_t peer_closed; /* peer closed or shut down: EOF after rxq */
     uint16_t backlog_used;
-    uint32_t dropped;                  /* DGRAM messages dropped for a full window */
+    uint32_t dropped;                     /* DGRAM messages dropped for a full window */
     char name[SPRIG_CONFIG_MEM_NAME_MAX]; /* listener / bound name */
 } sprig_mem_sock;
 
@@ -70,8 +70,8 @@ typedef struct sprig_mem_backend {
 /* Registers the backend on the loop (scheme "mem"). INVALID_ARGUMENT if storage is missing or
  * the pool's buffers are too small for max_message_size. */
 sprig_status sprig_mem_backend_init(sprig_mem_backend *m, sprig_loop *loop,
-                                    const sprig_mem_cfg *cfg, sprig_mem_sock *socks,
-                                    size_t nsocks, sprig_buf_pool *pool);
+                                    const sprig_mem_cfg *cfg, sprig_mem_sock *socks, size_t nsocks,
+                                    sprig_buf_pool *pool);
 /* Unregisters; the caller must have closed every socket. Idempotent. */
 void sprig_mem_backend_deinit(sprig_mem_backend *m);
 /* Sockets taken from the array right now (0 after a clean teardown). */

@@ -14,8 +14,9 @@
  *   tcp://HOST:PORT    SEQPACKET (default) through the framing decorator, or STREAM.
  *                      TCP_NODELAY is set. HOST may be a name (resolved with getaddrinfo),
  *                      IPv4 or [IPv6]; port 0 on listen picks a free port (sprig_sock_local_addr).
- *   udp://HOST:PORT    DGRAM. dial: a connected UDP socket; listen: a bound one (send_to/recv_from).
- *   Native errors are mapped by sprig_os_status_from_errno() (one table) and never leak out.
+ *   udp://HOST:PORT    DGRAM. dial: a connected UDP socket; listen: a bound one
+ * (send_to/recv_from). Native errors are mapped by sprig_os_status_from_errno() (one table) and
+ * never leak out.
  */
 #ifndef SPRIG_OS_H
 #define SPRIG_OS_H
@@ -54,7 +55,7 @@ struct sprig_os_fd {
 };
 
 typedef struct sprig_os_loop {
-    sprig_loop loop;         /* pass &ol.loop wherever a sprig_loop is wanted */
+    sprig_loop loop; /* pass &ol.loop wherever a sprig_loop is wanted */
     int epfd;
     int wakefd;
     sprig_os_fd wake_watch;
@@ -97,10 +98,10 @@ typedef struct sprig_os_backend {
     sprig_backend backend;
     sprig_os_loop *ol;
     sprig_os_backend_cfg cfg;
-    sprig_buf_pool pool;     /* alloc_tx buffers: max_message_size + SPRIG_CONFIG_SOCK_HEADROOM */
+    sprig_buf_pool pool; /* alloc_tx buffers: max_message_size + SPRIG_CONFIG_SOCK_HEADROOM */
     sprig_buf *pool_bufs;
     uint8_t *pool_mem;
-    size_t open;             /* sockets not yet closed */
+    size_t open; /* sockets not yet closed */
 } sprig_os_backend;
 
 /* Registers the backend on ol's loop. cfg may be NULL (defaults). RESOURCE_EXHAUSTED if the
