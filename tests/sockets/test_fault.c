@@ -164,31 +164,7 @@ static sprig_fault_stats run_dgram(fixture *f, const sprig_fault_cfg *cfg, uint3
     return st;
 }
 
-typedef struct events {
-    unsigned connected, readable, writable, closed;
-    sprig_status closed_status;
-} events;
-
-static void record(sprig_sock *s, sprig_sock_event ev, sprig_status st, void *user)
-{
-    (void)s;
-    events *e = user;
-    switch (ev) {
-    case SPRIG_SOCK_EV_CONNECTED:
-        e->connected++;
-        break;
-    case SPRIG_SOCK_EV_READABLE:
-        e->readable++;
-        break;
-    case SPRIG_SOCK_EV_WRITABLE:
-        e->writable++;
-        break;
-    case SPRIG_SOCK_EV_CLOSED:
-        e->closed++;
-        e->closed_status = st;
-        break;
-    }
-}
+typedef sprig_test_events events;
 
 /* ---- basics -------------------------------------------------------------------------------- */
 
@@ -215,7 +191,7 @@ static void test_fault_passthrough(void **state)
     size_t n = 0;
     wrap_pair(f, SPRIG_SOCK_SEQPACKET, &cfg);
     sprig_sock *inner = f->fs.inner;
-    sprig_sock_set_callback(f->face, record, &ev);
+    sprig_sock_set_callback(f->face, sprig_test_record, &ev);
     assert_string_equal(f->face->ops->name, "fault");
     assert_int_equal(sprig_sock_type_of(f->face), SPRIG_SOCK_SEQPACKET);
     assert_int_equal(sprig_sock_max_message_size(f->face), MAX_MSG);
@@ -264,7 +240,7 @@ static void test_fault_connect_and_close_events(void **state)
                      SPRIG_STATUS_OK);
     assert_int_equal(sprig_sock_dial(&f->loop, "mem:f", SPRIG_SOCK_SEQPACKET, &a), SPRIG_STATUS_OK);
     assert_int_equal(sprig_fault_init(&f->fs, a, &cfg, &f->fpool), SPRIG_STATUS_OK);
-    sprig_sock_set_callback(&f->fs.sock, record, &ev);
+    sprig_sock_set_callback(&f->fs.sock, sprig_test_record, &ev);
     assert_int_equal(f->fs.sock.state, SPRIG_SOCK_STATE_CONNECTING);
     pump(f);
     assert_int_equal(ev.connected, 1);
@@ -516,7 +492,7 @@ static void test_fault_held_waits_for_inner_window(void **state)
     sprig_mem_backend_deinit(&f->m);
     backend_init(f, 1024);
     wrap_pair(f, SPRIG_SOCK_SEQPACKET, &cfg);
-    sprig_sock_set_callback(f->face, record, &ev);
+    sprig_sock_set_callback(f->face, sprig_test_record, &ev);
     for (uint8_t i = 0; i < 10; i++) {
         msg[0] = i;
         assert_int_equal(sprig_sock_send(f->face, msg, sizeof(msg), NULL), SPRIG_STATUS_OK);
@@ -648,7 +624,7 @@ static void stall_run(fixture *f, sprig_sock_type type)
     events ev = {0};
     enum { N = 300 };
     wrap_pair(f, type, &cfg);
-    sprig_sock_set_callback(f->face, record, &ev);
+    sprig_sock_set_callback(f->face, sprig_test_record, &ev);
     uint32_t i = 0;
     size_t partial = 0;
     while (i < N) {

@@ -120,31 +120,7 @@ static void recv_exact(sprig_sock *s, uint8_t *buf, size_t len)
     }
 }
 
-typedef struct events {
-    unsigned connected, readable, writable, closed;
-    sprig_status closed_status;
-} events;
-
-static void record(sprig_sock *s, sprig_sock_event ev, sprig_status st, void *user)
-{
-    (void)s;
-    events *e = user;
-    switch (ev) {
-    case SPRIG_SOCK_EV_CONNECTED:
-        e->connected++;
-        break;
-    case SPRIG_SOCK_EV_READABLE:
-        e->readable++;
-        break;
-    case SPRIG_SOCK_EV_WRITABLE:
-        e->writable++;
-        break;
-    case SPRIG_SOCK_EV_CLOSED:
-        e->closed++;
-        e->closed_status = st;
-        break;
-    }
-}
+typedef sprig_test_events events;
 
 static bool is_closed(void *arg)
 {
@@ -310,7 +286,7 @@ static void test_conf_slow_reader_flow_control(void **state)
     events ev = {0};
     uint8_t out[MSG], in[MSG + 1];
     open_pair(env, &p);
-    sprig_sock_set_callback(p.a, record, &ev);
+    sprig_sock_set_callback(p.a, sprig_test_record, &ev);
     uint32_t sent = 0, received = 0;
     size_t partial = 0; /* STREAM: bytes of message `sent` already accepted */
     sprig_status st = SPRIG_STATUS_OK;
@@ -376,7 +352,7 @@ static void test_conf_peer_close(void **state)
     uint8_t in[64];
     size_t len = 0;
     open_pair(env, &p);
-    sprig_sock_set_callback(p.b, record, &ev);
+    sprig_sock_set_callback(p.b, sprig_test_record, &ev);
     send_all(p.a, "one", 3);
     send_all(p.a, "two", 3);
     sprig_sock_close(p.a);
@@ -414,8 +390,8 @@ static void test_conf_half_close(void **state)
     uint8_t in[16];
     size_t len = 0, n = 0;
     open_pair(env, &p);
-    sprig_sock_set_callback(p.a, record, &ea);
-    sprig_sock_set_callback(p.b, record, &eb);
+    sprig_sock_set_callback(p.a, sprig_test_record, &ea);
+    sprig_sock_set_callback(p.b, sprig_test_record, &eb);
     send_all(p.a, "x", 1);
     assert_int_equal(sprig_sock_shutdown(p.a), SPRIG_STATUS_OK);
     assert_int_equal(sprig_sock_send(p.a, "late", 4, &n), SPRIG_STATUS_FAILED_PRECONDITION);
@@ -469,7 +445,7 @@ static void test_conf_events(void **state)
     assert_int_equal(sprig_sock_listen(env->loop, url, env->t->type, &l), SPRIG_STATUS_OK);
     env->t->dial_url(env, l, url, sizeof(url));
     assert_int_equal(sprig_sock_dial(env->loop, url, env->t->type, &a), SPRIG_STATUS_OK);
-    sprig_sock_set_callback(a, record, &ea);
+    sprig_sock_set_callback(a, sprig_test_record, &ea);
     /* Nothing is delivered from inside the call that caused it. */
     assert_int_equal(ea.connected, 0);
     assert_int_equal(sprig_loop_run_until(env->loop, is_connected, &ea, TIMEOUT), SPRIG_STATUS_OK);
@@ -486,7 +462,7 @@ static void test_conf_events(void **state)
         assert_int_equal(sprig_sock_send(l, "x", 1, &len), SPRIG_STATUS_FAILED_PRECONDITION);
         assert_int_equal(sprig_sock_max_message_size(l), 0);
     }
-    sprig_sock_set_callback(b, record, &eb);
+    sprig_sock_set_callback(b, sprig_test_record, &eb);
     assert_int_equal(sprig_sock_recv(b, in, sizeof(in), &len), SPRIG_STATUS_UNAVAILABLE);
     send_all(a, "ping", 4);
     assert_int_equal(sprig_loop_run_until(env->loop, is_readable, &eb, TIMEOUT), SPRIG_STATUS_OK);

@@ -69,3 +69,24 @@ const char *sprig_test_tmpdir(void)
     }
     return tmpdir;
 }
+
+void sprig_test_record(sprig_sock *s, sprig_sock_event ev, sprig_status st, void *user)
+{
+    (void)s;
+    sprig_test_events *e = user;
+    switch (ev) {
+    case SPRIG_SOCK_EV_CONNECTED:
+        e->connected++;
+        break;
+    case SPRIG_SOCK_EV_READABLE:
+        e->readable++;
+        break;
+    case SPRIG_SOCK_EV_WRITABLE:
+        e->writable++;
+        break;
+    case SPRIG_SOCK_EV_CLOSED:
+        e->closed++;
+        e->closed_status = st;
+        break;
+    }
+}

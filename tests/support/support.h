@@ -27,6 +27,16 @@ void sprig_test_raise_fd_limit(void);
  * test program if the directory cannot be created. Use it for unix socket paths and files. */
 const char *sprig_test_tmpdir(void);
 
+/* Counts a socket's events: set with sprig_sock_set_callback(s, sprig_test_record, &events). */
+#include "sprig/sock.h"
+
+typedef struct sprig_test_events {
+    unsigned connected, readable, writable, closed;
+    sprig_status closed_status; /* status of the last CLOSED */
+} sprig_test_events;
+
+void sprig_test_record(sprig_sock *s, sprig_sock_event ev, sprig_status st, void *user);
+
 #ifdef __cplusplus
 }
 #endif
