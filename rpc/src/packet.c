@@ -243,21 +243,24 @@ sprig_status sprig__rpc_send(sprig_sock *sock, const sprig_rpc_packet *p)
 }
 
 /* nanopb output straight into the transmit buffer; remembers whether it ran out of room (the
- * message is too large) as opposed to failing for another reason. */
+ * message is too large) as opposed to failing for another reason. The position is the sink's
+ * own: nanopb encodes each sub-message through a sub-stream whose bytes_written starts at 0. */
 typedef struct pb_sink {
     uint8_t *mem;
     size_t cap;
+    size_t pos;
     bool overflow;
 } pb_sink;
 
 static bool sink_write(pb_ostream_t *os, const pb_byte_t *data, size_t n)
 {
     pb_sink *sink = os->state;
-    if (n > sink->cap - os->bytes_written) {
+    if (n > sink->cap - sink->pos) {
         sink->overflow = true;
         return false;
     }
-    memcpy(sink->mem + os->bytes_written, data, n);
+    memcpy(sink->mem + sink->pos, data, n);
+    sink->pos += n;
     return true;
 }
 
@@ -274,7 +277,7 @@ sprig_status sprig__rpc_send_pb(sprig_sock *sock, const sprig_rpc_packet *p,
         return st;
     }
     if (fields != NULL) {
-        pb_sink sink = {sprig_buf_data(buf), max, false};
+        pb_sink sink = {sprig_buf_data(buf), max, 0, false};
         pb_ostream_t os = {0};
         os.callback = sink_write;
         os.state = &sink;
@@ -283,7 +286,7 @@ sprig_status sprig__rpc_send_pb(sprig_sock *sock, const sprig_rpc_packet *p,
             sprig_buf_free(buf);
             return sink.overflow ? SPRIG_STATUS_RESOURCE_EXHAUSTED : SPRIG_STATUS_INTERNAL;
         }
-        (void)sprig_buf_put(buf, os.bytes_written);
+        (void)sprig_buf_put(buf, sink.pos);
     }
     return tx_finish(sock, buf, p);
 }
