@@ -3,11 +3,14 @@
 #
 #   bash tools/demo.sh [ARGS...]
 #
-# Installs what it needs (tools/bootstrap.sh; Debian 12, root or sudo), builds the echo example
-# in build/gcc (the same configuration tools/test.sh uses) and runs
-#   build/gcc/examples/sockecho/sprig-sockecho --demo [ARGS...]
-# which starts an echo server and a client over unix and tcp sockets in one process and prints
-# what happened. Env: SPRIG_JOBS (default 2), SPRIG_BUILD_ROOT (default build).
+# Installs what it needs (tools/bootstrap.sh; Debian 12, root or sudo), builds the RPC echo
+# example in build/gcc (the same configuration tools/test.sh uses) and runs
+#   build/gcc/examples/echo/sprig-echo-client --demo [ARGS...]
+# which starts sprig-echo-server on a unix socket and on TCP, makes every kind of call (unary,
+# server streaming, client streaming, bidirectional, and pw_rpc's stock EchoService) over both,
+# checks the answers and stops the server. The socket-level demo is
+# build/gcc/examples/sockecho/sprig-sockecho --demo.
+# Env: SPRIG_JOBS (default 2), SPRIG_BUILD_ROOT (default build).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,8 +18,8 @@ cd "$ROOT"
 JOBS=${SPRIG_JOBS:-2}
 B=${SPRIG_BUILD_ROOT:-build}
 DIR=$B/gcc
-TARGET=sprig-sockecho
-BIN=$DIR/examples/sockecho/$TARGET
+TARGET=sprig-echo-client
+BIN=$DIR/examples/echo/$TARGET
 
 run() {
     printf '+'
@@ -30,11 +33,11 @@ run cmake -S . -B "$DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gc
     -DSPRIG_BUILD_TESTS=ON -DSPRIG_BUILD_FUZZ=OFF -DSPRIG_SANITIZE=OFF
 targets=$(cmake --build "$DIR" --target help)
 if ! grep -qw -- "$TARGET" <<<"$targets"; then
-    echo "demo.sh: error: the build has no $TARGET target: examples/sockecho/CMakeLists.txt" \
+    echo "demo.sh: error: the build has no $TARGET target: examples/echo/CMakeLists.txt" \
         "is missing or does not define it, so there is no demo to run yet" >&2
     exit 1
 fi
-run cmake --build "$DIR" -j"$JOBS" --target "$TARGET"
+run cmake --build "$DIR" -j"$JOBS" --target "$TARGET" sprig-echo-server
 if [[ ! -x $BIN ]]; then
     echo "demo.sh: error: $TARGET built, but $BIN is missing (the demo must be built there)" >&2
     exit 1

@@ -291,8 +291,15 @@ step_install() {
     out=$(run "$tmp/consumer-build/sprig-consumer")
     printf '%s\n' "$out"
     grep -q 'UNAVAILABLE' <<<"$out" || die "consumer did not print UNAVAILABLE"
+    # A second consumer generates typed RPC stubs with sprig_add_proto_library from the install.
+    run cmake -S tests/consumer_rpc -B "$tmp/consumer-rpc-build" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+        -DCMAKE_C_COMPILER=gcc
+    run cmake --build "$tmp/consumer-rpc-build"
+    out=$(run "$tmp/consumer-rpc-build/sprig-consumer-rpc")
+    printf '%s\n' "$out"
+    grep -q 'greeter: OK' <<<"$out" || die "consumer_rpc did not print 'greeter: OK'"
     rm -rf "$tmp"
-    NOTE[install]="find_package(sprig) + sprig::sockets_os OK"
+    NOTE[install]="find_package(sprig): sprig::sockets_os and sprig_add_proto_library OK"
 }
 
 step_bootstrap() {
