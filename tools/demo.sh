@@ -29,7 +29,7 @@ run() {
 }
 
 run bash tools/bootstrap.sh
-run cmake -S . -B "$DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc \
+run cmake -S . -B "$DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc -DSPRIG_WITH_RPC=ON \
     -DSPRIG_BUILD_TESTS=ON -DSPRIG_BUILD_FUZZ=OFF -DSPRIG_SANITIZE=OFF
 targets=$(cmake --build "$DIR" --target help)
 if ! grep -qw -- "$TARGET" <<<"$targets"; then

@@ -142,7 +142,7 @@ build_and_test() {
         cmake_args+=("$1")
         shift
     done
-    run cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPRIG_BUILD_TESTS=ON \
+    run cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSPRIG_BUILD_TESTS=ON -DSPRIG_WITH_RPC=ON \
         -DSPRIG_BUILD_FUZZ=OFF "${cmake_args[@]}"
     run cmake --build "$dir" -j"$JOBS"
     run_ctest "$dir" "$name" "${env_args[@]}"
@@ -172,8 +172,8 @@ step_asan() {
 step_fuzz() {
     local dir=$B/fuzz
     # -O1 and no -DNDEBUG: a failed assertion is a finding.
-    run cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
-        "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g" -DSPRIG_BUILD_FUZZ=ON -DSPRIG_BUILD_TESTS=ON -DSPRIG_SANITIZE=OFF \
+    run cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DSPRIG_WITH_RPC=ON \
+        "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O1 -g" -DSPRIG_BUILD_FUZZ=ON -DSPRIG_WITH_RPC=ON -DSPRIG_BUILD_TESTS=ON -DSPRIG_SANITIZE=OFF \
         -DSPRIG_BUILD_EXAMPLES=OFF -DSPRIG_BUILD_BENCH=OFF
     run cmake --build "$dir" -j"$JOBS" --target sprig_fuzz
 
@@ -259,7 +259,7 @@ step_fuzz() {
 
 step_arm() {
     local dir=$B/arm
-    run cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/arm-none-eabi.cmake" \
+    run cmake -S . -B "$dir" -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/arm-none-eabi.cmake" -DSPRIG_WITH_RPC=ON \
         -DCMAKE_BUILD_TYPE=MinSizeRel -DSPRIG_WITH_OS=OFF -DSPRIG_BUILD_TESTS=OFF \
         -DSPRIG_BUILD_EXAMPLES=OFF -DSPRIG_BUILD_BENCH=OFF -DSPRIG_BUILD_FUZZ=OFF \
         -DSPRIG_SANITIZE=OFF
@@ -279,7 +279,7 @@ step_format() {
 step_install() {
     local dir=$B/gcc
     # Incremental when step gcc has just run; builds it otherwise.
-    run cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc \
+    run cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=gcc -DSPRIG_WITH_RPC=ON \
         -DSPRIG_BUILD_TESTS=ON -DSPRIG_BUILD_FUZZ=OFF -DSPRIG_SANITIZE=OFF
     run cmake --build "$dir" -j"$JOBS"
     local tmp out
