@@ -29,6 +29,13 @@
 #define SPRIG_CONFIG_SOCK_DEFAULT_MAX_MESSAGE 65536
 #endif
 
+/* Generated RPC code (protoc-gen-sprig): size of the buffers its blocking client helpers use
+ * for a message that nanopb cannot bound (a string, bytes or repeated field without
+ * max_size/max_count in the .options file). */
+#ifndef SPRIG_CONFIG_RPC_GEN_UNBOUNDED_MAX
+#define SPRIG_CONFIG_RPC_GEN_UNBOUNDED_MAX 512
+#endif
+
 /* Bytes the framing decorator puts before each message (fixed by WIRE.md; not a knob). */
 #define SPRIG_FRAMING_HEADER_LEN 4
 
