@@ -1,0 +1,853 @@
+/*
+ * The transfer engine: pw_transfer version-2 sessions on one SEQPACKET socket (WIRE.md,
+ * "Transfer chunk"; docs/transfer.md).
+ *
+ * A session is in one of four states:
+ *   START_SENT  client: START sent, waiting for START_ACK
+ *   ACK_SENT    server: START_ACK sent, waiting for START_ACK_CONFIRMATION
+ *   DATA        data phase: the sender sends DATA inside the receiver's window; the receiver
+ *               writes in-order data and grows the window (PARAMETERS_CONTINUE), or asks for a
+ *               retransmit from the expected offset (PARAMETERS_RETRANSMIT) and ignores other
+ *               data until it arrives
+ *   ENDING      we sent COMPLETION and wait for COMPLETION_ACK
+ * One loop timer per session serves both the chunk timeout (re-send what the state calls for,
+ * up to max_retries times, then DEADLINE_EXCEEDED) and the sender's pacing (the receiver's
+ * min_delay_microseconds). A control chunk the socket refuses (UNAVAILABLE) is remembered as
+ * `pending` and re-built from the state when the socket is writable again.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+enum { ST_START_SENT = 1, ST_ACK_SENT, ST_DATA, ST_ENDING };
+
+#define FL_OPEN     0x01u /* the handler is open */
+#define FL_RECOVERY 0x02u /* receiver: waiting for data at the expected offset */
+#define FL_FINAL    0x04u /* sender: the chunk with remaining_bytes 0 went out */
+#define FL_PACING   0x08u /* the timer waits for min_delay, not for the peer */
+#define FL_SENT     0x10u /* sender: some data went out */
+
+#define DEFAULT_TIMEOUT SPRIG_TIME_S(2)
+#define DEFAULT_RETRIES 3u
+#define DEFAULT_WINDOW  4u
+#define MAX_WINDOW      255u
+#define MAX_CHUNK       0xFFFFFFu
+
+typedef sprig_transfer_session session;
+typedef sprig_transfer_chunk chunk;
+
+static sprig_time now_of(const session *s)
+{
+    return sprig_loop_now(s->node->cfg.loop);
+}
+
+static void arm(session *s)
+{
+    s->flags &= (uint8_t)~FL_PACING;
+    sprig_timer_start(s->node->cfg.loop, &s->timer, s->node->cfg.chunk_timeout);
+}
+
+/* ---- sending --------------------------------------------------------------------------------- */
+
+/* A transmit buffer for a chunk of up to `want` bytes (capped at the message size) with the
+ * data's header room reserved in front.
+ * An empty pool counts as "would block": the socket is marked so WRITABLE follows. */
+static sprig_status tx_begin(sprig_transfer_node *n, size_t want, sprig_buf **out)
+{
+    sprig_sock *sock = n->cfg.sock;
+    size_t max = sprig_sock_max_message_size(sock);
+    sprig_status st = sprig_sock_alloc_tx(sock, want < max ? want : max, out);
+    if (st == SPRIG_STATUS_RESOURCE_EXHAUSTED && sock->tx_pool != NULL &&
+        sprig_buf_pool_available(sock->tx_pool) == 0) {
+        sock->flags |= SPRIG_SOCK_F_WANT_WRITABLE;
+        return SPRIG_STATUS_UNAVAILABLE;
+    }
+    if (st != SPRIG_STATUS_OK) {
+        return st;
+    }
+    sprig_buf_reset(*out, sprig_buf_headroom(*out) + SPRIG_TRANSFER_DATA_HEADROOM);
+    return SPRIG_STATUS_OK;
+}
+
+/* Wrap and send; the buffer is consumed either way. */
+static sprig_status tx_finish(sprig_transfer_node *n, sprig_buf *buf, const chunk *c)
+{
+    sprig_status st = sprig_transfer_chunk_wrap(buf, c);
+    if (st == SPRIG_STATUS_OK) {
+        st = sprig_sock_send_buf(n->cfg.sock, buf);
+    }
+    if (st != SPRIG_STATUS_OK) {
+        sprig_buf_free(buf);
+    } else {
+        n->stats.chunks_out++;
+    }
+    if (st == SPRIG_STATUS_UNAVAILABLE) {
+        n->want_write = 1;
+    }
+    return st;
+}
+
+static sprig_status send_chunk(sprig_transfer_node *n, const chunk *c)
+{
+    sprig_buf *buf = NULL;
+    if (n->dead) {
+        return SPRIG_STATUS_FAILED_PRECONDITION;
+    }
+    sprig_status st = tx_begin(n, SPRIG_TRANSFER_CHUNK_TAILROOM, &buf);
+    if (st == SPRIG_STATUS_UNAVAILABLE) {
+        n->want_write = 1;
+    }
+    return st == SPRIG_STATUS_OK ? tx_finish(n, buf, c) : st;
+}
+
+/* A one-off answer outside any session (lost if the socket is busy: the peer retries). */
+static void reply(sprig_transfer_node *n, uint32_t id, uint32_t type, sprig_status status)
+{
+    chunk c = {0};
+    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID;
+    c.type = type;
+    c.session_id = id;
+    if (type == SPRIG_TRANSFER_CHUNK_COMPLETION) {
+        c.fields |= SPRIG_TRANSFER_F_STATUS;
+        c.status = (uint32_t)status;
+    }
+    (void)send_chunk(n, &c);
+}
+
+static void put_params(const session *s, chunk *c)
+{
+    c->fields |= SPRIG_TRANSFER_F_OFFSET | SPRIG_TRANSFER_F_WINDOW_END_OFFSET |
+                 SPRIG_TRANSFER_F_MAX_CHUNK_SIZE | SPRIG_TRANSFER_F_MIN_DELAY;
+    c->offset = s->offset;
+    c->window_end_offset = (uint32_t)s->window_end;
+    c->max_chunk_size_bytes = s->max_chunk;
+    c->min_delay_microseconds = s->min_delay;
+}
+
+/* Build the control chunk of `type` from the session's state and send it; if the socket is
+ * busy it stays pending and goes out on WRITABLE. */
+static void send_ctl(session *s, uint32_t type)
+{
+    chunk c = {0};
+    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID;
+    c.type = type;
+    c.session_id = s->id;
+    switch (type) {
+    case SPRIG_TRANSFER_CHUNK_START:
+        c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
+                   SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION |
+                   SPRIG_TRANSFER_F_DIRECTION;
+        c.desired_session_id = s->id;
+        c.resource_id = s->resource_id;
+        c.protocol_version = SPRIG_TRANSFER_PROTOCOL_VERSION;
+        c.direction = s->sender ? SPRIG_TRANSFER_DIR_WRITE : SPRIG_TRANSFER_DIR_READ;
+        if (!s->sender) {
+            put_params(s, &c);
+        }
+        break;
+    case SPRIG_TRANSFER_CHUNK_START_ACK:
+        c.fields |= SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION;
+        c.resource_id = s->resource_id;
+        c.protocol_version = s->peer_version;
+        break;
+    case SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION:
+        c.fields |= SPRIG_TRANSFER_F_PROTOCOL_VERSION;
+        c.protocol_version = s->peer_version;
+        if (!s->sender) {
+            put_params(s, &c);
+        }
+        break;
+    case SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT:
+    case SPRIG_TRANSFER_CHUNK_PARAMETERS_CONTINUE:
+        put_params(s, &c);
+        break;
+    case SPRIG_TRANSFER_CHUNK_COMPLETION:
+        c.fields |= SPRIG_TRANSFER_F_STATUS;
+        c.status = (uint32_t)s->status;
+        break;
+    default:
+        break;
+    }
+    if (s->start != 0 &&
+        (type == SPRIG_TRANSFER_CHUNK_START || type == SPRIG_TRANSFER_CHUNK_START_ACK)) {
+        c.fields |= SPRIG_TRANSFER_F_INITIAL_OFFSET;
+        c.initial_offset = s->start;
+    }
+    s->pending = 0;
+    if (send_chunk(s->node, &c) == SPRIG_STATUS_UNAVAILABLE) {
+        s->pending = (uint8_t)(type + 1u);
+    }
+}
+
+/* ---- ending ---------------------------------------------------------------------------------- */
+
+static void close_handler(session *s, sprig_status *status)
+{
+    if ((s->flags & FL_OPEN) == 0) {
+        return;
+    }
+    s->flags &= (uint8_t)~FL_OPEN;
+    sprig_status st = s->handler->ops->close(s->handler->ctx, s->handle, *status);
+    if (*status == SPRIG_STATUS_OK && st != SPRIG_STATUS_OK && !s->sender) {
+        *status = SPRIG_STATUS_DATA_LOSS; /* the commit failed: nothing is claimed written */
+    }
+}
+
+/* The transfer is over: release the session, then tell the owner. */
+static void finish(session *s, sprig_status status)
+{
+    sprig_transfer_node *n = s->node;
+    close_handler(s, &status);
+    sprig_timer_stop(n->cfg.loop, &s->timer);
+    sprig_transfer_done_fn done = s->done;
+    void *user = s->user;
+    uint32_t id = s->id;
+    s->in_use = 0;
+    s->pending = 0;
+    s->state = 0;
+    if (done != NULL) {
+        done(n, id, status, user);
+    }
+}
+
+/* We end the transfer: tell the peer and wait for its COMPLETION_ACK. */
+static void end(session *s, sprig_status status)
+{
+    close_handler(s, &status);
+    s->status = status;
+    s->state = ST_ENDING;
+    s->retries = 0;
+    send_ctl(s, SPRIG_TRANSFER_CHUNK_COMPLETION);
+    arm(s);
+}
+
+/* ---- the sender ------------------------------------------------------------------------------ */
+
+static void progress(session *s, uint64_t at)
+{
+    if (s->progress != NULL) {
+        s->progress(s->node, s->id, at - s->start,
+                    s->size == SPRIG_TRANSFER_SIZE_UNKNOWN ? s->size : s->size - s->start, s->user);
+    }
+}
+
+/* One DATA chunk at s->offset. Returns false when the sender must stop for now. */
+static bool send_data(session *s)
+{
+    sprig_transfer_node *n = s->node;
+    uint64_t room = s->window_end - s->offset;
+    size_t len = room < s->max_chunk ? (size_t)room : s->max_chunk;
+    sprig_buf *buf = NULL;
+    sprig_status st = tx_begin(n, len + SPRIG_TRANSFER_DATA_OVERHEAD, &buf);
+    if (st != SPRIG_STATUS_OK) {
+        if (st == SPRIG_STATUS_UNAVAILABLE) {
+            n->want_write = 1;
+        }
+        return false;
+    }
+    size_t got = 0;
+    uint8_t *dst = sprig_buf_put(buf, len);
+    if (dst == NULL) {
+        sprig_buf_free(buf);
+        end(s, SPRIG_STATUS_INTERNAL);
+        return false;
+    }
+    st = s->handler->ops->read(s->handler->ctx, s->handle, s->offset, dst, len, &got);
+    if (st != SPRIG_STATUS_OK || got > len) {
+        sprig_buf_free(buf);
+        end(s, SPRIG_STATUS_DATA_LOSS);
+        return false;
+    }
+    (void)sprig_buf_trim(buf, got);
+    if (got < len) {
+        s->size = s->offset + got; /* the end of the resource */
+    }
+    chunk c = {0};
+    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID | SPRIG_TRANSFER_F_OFFSET;
+    c.type = SPRIG_TRANSFER_CHUNK_DATA;
+    c.session_id = s->id;
+    c.offset = s->offset;
+    uint32_t crc = s->crc;
+    uint64_t end_at = s->offset + got;
+    if (s->crc_end >= s->offset && s->crc_end < end_at) {
+        crc = sprig_transfer_crc32(crc, dst + (s->crc_end - s->offset),
+                                   (size_t)(end_at - s->crc_end));
+    }
+    if (s->size != SPRIG_TRANSFER_SIZE_UNKNOWN) {
+        c.fields |= SPRIG_TRANSFER_F_REMAINING_BYTES;
+        c.remaining_bytes = s->size - end_at;
+        if (c.remaining_bytes == 0) {
+            c.fields |= SPRIG_TRANSFER_F_CRC32;
+            c.crc32 = crc;
+        }
+    }
+    if (tx_finish(n, buf, &c) != SPRIG_STATUS_OK) {
+        return false;
+    }
+    if (end_at > s->crc_end) {
+        s->crc = crc;
+        s->crc_end = end_at;
+    }
+    s->last_chunk = s->offset;
+    s->offset = end_at;
+    s->flags |= FL_SENT;
+    if ((c.fields & SPRIG_TRANSFER_F_CRC32) != 0) {
+        s->flags |= FL_FINAL;
+    }
+    if (end_at > s->high || (got == 0 && s->high == s->start)) {
+        s->high = end_at;
+        progress(s, end_at);
+    }
+    return true;
+}
+
+/* Send as much as the window, the socket and the pacing allow. */
+static void pump(session *s)
+{
+    sprig_transfer_node *n = s->node;
+    bool sent = false;
+    while (s->in_use && s->state == ST_DATA && s->sender && s->pending == 0 &&
+           (s->flags & FL_FINAL) == 0 && !n->want_write && !n->dead && s->offset < s->window_end) {
+        if (s->min_delay != 0 && now_of(s) < s->next_send) {
+            s->flags |= FL_PACING; /* the receiver asked for a gap between chunks */
+            sprig_timer_start_at(n->cfg.loop, &s->timer, s->next_send);
+            return;
+        }
+        if (!send_data(s)) {
+            break;
+        }
+        if (s->min_delay != 0) {
+            s->next_send = sprig_time_add(now_of(s), s->min_delay);
+        }
+        sent = true;
+    }
+    if (s->in_use && s->state == ST_DATA && sent) {
+        arm(s);
+    }
+}
+
+static void apply_params(session *s, const chunk *c)
+{
+    if ((c->fields & SPRIG_TRANSFER_F_WINDOW_END_OFFSET) != 0 &&
+        c->window_end_offset > s->window_end) {
+        s->window_end = c->window_end_offset;
+    }
+    if ((c->fields & SPRIG_TRANSFER_F_MAX_CHUNK_SIZE) != 0 && c->max_chunk_size_bytes != 0) {
+        s->max_chunk = c->max_chunk_size_bytes < s->node->max_chunk ? c->max_chunk_size_bytes
+                                                                    : s->node->max_chunk;
+    }
+    if ((c->fields & SPRIG_TRANSFER_F_MIN_DELAY) != 0) {
+        s->min_delay = c->min_delay_microseconds;
+    }
+}
+
+static void sender_params(session *s, const chunk *c)
+{
+    if (c->type == SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT ||
+        c->type == SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION) {
+        uint64_t off = c->offset;
+        if ((c->fields & SPRIG_TRANSFER_F_OFFSET) == 0 &&
+            c->type == SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION) {
+            off = s->start; /* a confirmation without parameters: start where agreed */
+        }
+        if (off < s->start || off > s->high) {
+            end(s, SPRIG_STATUS_INTERNAL); /* asks for bytes never sent or before the start */
+            return;
+        }
+        s->offset = off;
+        s->window_end = off;            /* the new window replaces the old one */
+        s->flags &= (uint8_t)~FL_FINAL; /* from `off` on, everything (again) */
+    }
+    apply_params(s, c);
+    if ((s->flags & FL_PACING) == 0) {
+        pump(s);
+    }
+}
+
+/* ---- the receiver ---------------------------------------------------------------------------- */
+
+static void grow_window(session *s)
+{
+    uint64_t end_at = s->offset + s->window;
+    s->window_end = end_at > UINT32_MAX ? UINT32_MAX : end_at;
+}
+
+static void receiver_data(session *s, const chunk *c)
+{
+    if (c->offset != s->offset) {
+        if ((s->flags & FL_RECOVERY) == 0) {
+            s->flags |= FL_RECOVERY;
+            send_ctl(s, SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT);
+        }
+        return;
+    }
+    s->flags &= (uint8_t)~FL_RECOVERY;
+    if (c->data_len > 0) {
+        sprig_status st =
+            s->handler->ops->write(s->handler->ctx, s->handle, s->offset, c->data, c->data_len);
+        if (st != SPRIG_STATUS_OK) {
+            end(s, SPRIG_STATUS_DATA_LOSS);
+            return;
+        }
+        s->crc = sprig_transfer_crc32(s->crc, c->data, c->data_len);
+        s->offset += c->data_len;
+    }
+    if ((c->fields & SPRIG_TRANSFER_F_REMAINING_BYTES) != 0) {
+        s->size = s->offset + c->remaining_bytes;
+    }
+    progress(s, s->offset);
+    if (!s->in_use || s->state != ST_DATA) {
+        return; /* the progress callback cancelled it */
+    }
+    if ((c->fields & SPRIG_TRANSFER_F_REMAINING_BYTES) != 0 && c->remaining_bytes == 0) {
+        sprig_status st = SPRIG_STATUS_OK;
+        if ((c->fields & SPRIG_TRANSFER_F_CRC32) != 0 && c->crc32 != s->crc) {
+            st = SPRIG_STATUS_DATA_LOSS;
+        }
+        end(s, st); /* closes the handler: commit (OK) or discard */
+        return;
+    }
+    if (s->offset + s->window / 2u >= s->window_end) { /* half the window consumed */
+        grow_window(s);
+        send_ctl(s, SPRIG_TRANSFER_CHUNK_PARAMETERS_CONTINUE);
+    }
+    arm(s);
+}
+
+/* ---- timers ---------------------------------------------------------------------------------- */
+
+static void on_timer(sprig_timer *timer, void *arg)
+{
+    session *s = arg;
+    (void)timer;
+    if (!s->in_use) {
+        return;
+    }
+    if ((s->flags & FL_PACING) != 0) {
+        s->flags &= (uint8_t)~FL_PACING;
+        pump(s);
+        if (s->in_use && (s->flags & FL_PACING) == 0 && !sprig_timer_armed(&s->timer)) {
+            arm(s);
+        }
+        return;
+    }
+    if (s->retries >= s->node->cfg.max_retries) {
+        if (s->state == ST_ENDING) {
+            finish(s, s->status); /* never acknowledged: the result stands */
+        } else {
+            s->status = SPRIG_STATUS_DEADLINE_EXCEEDED;
+            send_ctl(s, SPRIG_TRANSFER_CHUNK_COMPLETION);
+            finish(s, SPRIG_STATUS_DEADLINE_EXCEEDED);
+        }
+        return;
+    }
+    s->retries++;
+    s->node->stats.retransmits++;
+    switch (s->state) {
+    case ST_START_SENT:
+        send_ctl(s, SPRIG_TRANSFER_CHUNK_START);
+        break;
+    case ST_ACK_SENT:
+        send_ctl(s, SPRIG_TRANSFER_CHUNK_START_ACK);
+        break;
+    case ST_ENDING:
+        send_ctl(s, SPRIG_TRANSFER_CHUNK_COMPLETION);
+        break;
+    default:
+        if (!s->sender) {
+            send_ctl(s, SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT);
+        } else if ((s->flags & FL_SENT) != 0) {
+            s->offset = s->last_chunk; /* re-send the last chunk to provoke an answer */
+            s->flags &= (uint8_t)~FL_FINAL;
+            if (s->window_end < s->high) {
+                s->window_end = s->high;
+            }
+            pump(s);
+        } else if (s->client) {
+            send_ctl(s, SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION);
+        }
+        break;
+    }
+    if (s->in_use && !sprig_timer_armed(&s->timer)) {
+        arm(s);
+    }
+}
+
+/* ---- sessions -------------------------------------------------------------------------------- */
+
+static session *find(sprig_transfer_node *n, uint32_t id, int client)
+{
+    for (size_t i = 0; i < n->cfg.max_sessions; i++) {
+        session *s = &n->cfg.sessions[i];
+        if (s->in_use && s->id == id && (client < 0 || s->client == (uint8_t)client)) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* A chunk's session: our client sessions first, then the ones we serve (docs/transfer.md). */
+static session *lookup(sprig_transfer_node *n, uint32_t id)
+{
+    session *s = find(n, id, 1);
+    return s != NULL ? s : find(n, id, 0);
+}
+
+static session *take(sprig_transfer_node *n)
+{
+    for (size_t i = 0; i < n->cfg.max_sessions; i++) {
+        session *s = &n->cfg.sessions[i];
+        if (!s->in_use) {
+            memset(s, 0, sizeof(*s));
+            s->node = n;
+            sprig_timer_init(&s->timer, on_timer, s);
+            s->max_chunk = n->max_chunk;
+            s->min_delay = n->cfg.min_delay_us;
+            s->window = n->cfg.window_chunks * n->max_chunk;
+            s->size = SPRIG_TRANSFER_SIZE_UNKNOWN;
+            s->peer_version = SPRIG_TRANSFER_PROTOCOL_VERSION;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* Open the handler and fill in the data-phase starting point. */
+static sprig_status open_session(session *s, uint32_t id, uint64_t offset)
+{
+    uint64_t size = SPRIG_TRANSFER_SIZE_UNKNOWN;
+    sprig_transfer_access acc =
+        s->sender ? SPRIG_TRANSFER_ACCESS_READ : SPRIG_TRANSFER_ACCESS_WRITE;
+    sprig_status st = s->handler->ops->open(s->handler->ctx, id, acc, offset, &s->handle, &size);
+    if (st != SPRIG_STATUS_OK) {
+        return st;
+    }
+    s->flags |= FL_OPEN;
+    s->start = s->offset = s->crc_end = s->high = s->last_chunk = offset;
+    s->window_end = offset;
+    if (s->sender) {
+        s->size = size;
+        s->min_delay = 0; /* until the receiver says otherwise */
+    } else {
+        grow_window(s);
+    }
+    s->in_use = 1;
+    return SPRIG_STATUS_OK;
+}
+
+static void on_start(sprig_transfer_node *n, const chunk *c)
+{
+    const uint32_t need = SPRIG_TRANSFER_F_DESIRED_SESSION_ID | SPRIG_TRANSFER_F_RESOURCE_ID;
+    uint32_t id = c->desired_session_id;
+    if ((c->fields & need) != need || id == 0) {
+        n->stats.dropped++;
+        return;
+    }
+    session *s = find(n, id, 0);
+    if (s != NULL) { /* a repeated START: our START_ACK was slow */
+        if (s->state == ST_ACK_SENT) {
+            send_ctl(s, SPRIG_TRANSFER_CHUNK_START_ACK);
+        }
+        return;
+    }
+    sprig_status st = SPRIG_STATUS_OK;
+    if (find(n, id, 1) != NULL) {
+        st = SPRIG_STATUS_ALREADY_EXISTS; /* both ends picked the same id */
+    } else if (c->protocol_version < SPRIG_TRANSFER_PROTOCOL_VERSION) {
+        st = SPRIG_STATUS_UNIMPLEMENTED;
+    } else if (c->direction != SPRIG_TRANSFER_DIR_READ &&
+               c->direction != SPRIG_TRANSFER_DIR_WRITE) {
+        st = SPRIG_STATUS_INVALID_ARGUMENT;
+    } else if (n->cfg.handler == NULL) {
+        st = SPRIG_STATUS_NOT_FOUND;
+    } else if ((s = take(n)) == NULL) {
+        st = SPRIG_STATUS_RESOURCE_EXHAUSTED;
+    } else {
+        s->id = id;
+        s->resource_id = c->resource_id;
+        s->sender = c->direction == SPRIG_TRANSFER_DIR_READ;
+        s->handler = n->cfg.handler;
+        s->progress = n->cfg.on_progress;
+        s->done = n->cfg.on_done;
+        s->user = n->cfg.user;
+        st = open_session(s, c->resource_id, c->initial_offset);
+    }
+    if (st != SPRIG_STATUS_OK) {
+        n->stats.refused++;
+        reply(n, id, SPRIG_TRANSFER_CHUNK_COMPLETION, st);
+        return;
+    }
+    s->state = ST_ACK_SENT;
+    if (s->sender) {
+        apply_params(s, c);
+    }
+    send_ctl(s, SPRIG_TRANSFER_CHUNK_START_ACK);
+    arm(s);
+}
+
+static void on_chunk(sprig_transfer_node *n, const chunk *c)
+{
+    if ((c->fields & SPRIG_TRANSFER_F_TYPE) == 0) {
+        n->stats.dropped++; /* legacy (version 1) chunks are not spoken here */
+        return;
+    }
+    if (c->type == SPRIG_TRANSFER_CHUNK_START) {
+        on_start(n, c);
+        return;
+    }
+    if ((c->fields & SPRIG_TRANSFER_F_SESSION_ID) == 0) {
+        n->stats.dropped++;
+        return;
+    }
+    session *s = lookup(n, c->session_id);
+    if (s == NULL) {
+        if (c->type == SPRIG_TRANSFER_CHUNK_COMPLETION) {
+            reply(n, c->session_id, SPRIG_TRANSFER_CHUNK_COMPLETION_ACK, SPRIG_STATUS_OK);
+        } else if (c->type != SPRIG_TRANSFER_CHUNK_COMPLETION_ACK) {
+            reply(n, c->session_id, SPRIG_TRANSFER_CHUNK_COMPLETION,
+                  SPRIG_STATUS_FAILED_PRECONDITION);
+        }
+        return;
+    }
+    s->retries = 0;
+    switch (c->type) {
+    case SPRIG_TRANSFER_CHUNK_COMPLETION: {
+        sprig_status st = SPRIG_STATUS_OK;
+        if ((c->fields & SPRIG_TRANSFER_F_STATUS) != 0) {
+            st = c->status < SPRIG_STATUS_COUNT ? (sprig_status)c->status : SPRIG_STATUS_UNKNOWN;
+        }
+        if (s->state == ST_ENDING) {
+            st = s->status;
+        } else if (st == SPRIG_STATUS_OK && !s->sender) {
+            st = SPRIG_STATUS_INTERNAL; /* only the receiver may say the data is complete */
+        }
+        reply(n, s->id, SPRIG_TRANSFER_CHUNK_COMPLETION_ACK, SPRIG_STATUS_OK);
+        finish(s, st);
+        return;
+    }
+    case SPRIG_TRANSFER_CHUNK_COMPLETION_ACK:
+        if (s->state == ST_ENDING) {
+            finish(s, s->status);
+        }
+        return;
+    case SPRIG_TRANSFER_CHUNK_START_ACK:
+        if (s->state != ST_START_SENT) {
+            return;
+        }
+        if (c->initial_offset != s->start) {
+            end(s, SPRIG_STATUS_UNIMPLEMENTED); /* the peer cannot start where we asked */
+            return;
+        }
+        if ((c->fields & SPRIG_TRANSFER_F_PROTOCOL_VERSION) == 0 ||
+            c->protocol_version < SPRIG_TRANSFER_PROTOCOL_VERSION) {
+            end(s, SPRIG_STATUS_UNIMPLEMENTED);
+            return;
+        }
+        s->state = ST_DATA;
+        send_ctl(s, SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION);
+        arm(s);
+        return;
+    case SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION:
+    case SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT:
+    case SPRIG_TRANSFER_CHUNK_PARAMETERS_CONTINUE:
+        if (s->state == ST_ACK_SENT) {
+            s->state = ST_DATA; /* confirmed (parameters imply it) */
+            if (!s->sender) {
+                send_ctl(s, SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT);
+                arm(s);
+                return;
+            }
+        }
+        if (s->state == ST_DATA && s->sender) {
+            arm(s);
+            sender_params(s, c);
+        }
+        return;
+    case SPRIG_TRANSFER_CHUNK_DATA:
+        if (s->state == ST_DATA && !s->sender) {
+            receiver_data(s, c);
+        }
+        return;
+    default:
+        n->stats.dropped++;
+        return;
+    }
+}
+
+/* ---- the socket ------------------------------------------------------------------------------ */
+
+static void flush(sprig_transfer_node *n)
+{
+    n->want_write = 0;
+    for (size_t i = 0; i < n->cfg.max_sessions && !n->want_write; i++) {
+        session *s = &n->cfg.sessions[i];
+        if (s->in_use && s->pending != 0) {
+            send_ctl(s, (uint32_t)(s->pending - 1u));
+        }
+    }
+    for (size_t i = 0; i < n->cfg.max_sessions && !n->want_write; i++) {
+        session *s = &n->cfg.sessions[i];
+        if (s->in_use && (s->flags & FL_PACING) == 0) {
+            pump(s);
+        }
+    }
+}
+
+static void abort_all(sprig_transfer_node *n, sprig_status status)
+{
+    for (size_t i = 0; i < n->cfg.max_sessions; i++) {
+        session *s = &n->cfg.sessions[i];
+        if (s->in_use) {
+            finish(s, status);
+        }
+    }
+}
+
+static void on_sock(sprig_sock *sock, sprig_sock_event ev, sprig_status status, void *user)
+{
+    sprig_transfer_node *n = user;
+    if (ev == SPRIG_SOCK_EV_READABLE) {
+        while (!n->dead) {
+            size_t len = 0;
+            sprig_status st = sprig_sock_recv(sock, n->cfg.rx_buf, n->cfg.rx_cap, &len);
+            if (st != SPRIG_STATUS_OK) {
+                if (st != SPRIG_STATUS_UNAVAILABLE) { /* the peer is gone (end of stream) */
+                    n->dead = 1;
+                    abort_all(n, st == SPRIG_STATUS_OUT_OF_RANGE ? SPRIG_STATUS_ABORTED : st);
+                }
+                break;
+            }
+            chunk c;
+            n->stats.chunks_in++;
+            if (sprig_transfer_chunk_decode(n->cfg.rx_buf, len, &c) != SPRIG_STATUS_OK) {
+                n->stats.dropped++;
+                continue;
+            }
+            on_chunk(n, &c);
+        }
+    } else if (ev == SPRIG_SOCK_EV_WRITABLE) {
+        flush(n);
+    } else if (ev == SPRIG_SOCK_EV_CLOSED) {
+        n->dead = 1;
+        abort_all(n, status == SPRIG_STATUS_OK ? SPRIG_STATUS_ABORTED : status);
+    }
+}
+
+/* ---- public ---------------------------------------------------------------------------------- */
+
+sprig_status sprig_transfer_init(sprig_transfer_node *node, const sprig_transfer_cfg *cfg)
+{
+    if (node == NULL) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    memset(node, 0, sizeof(*node));
+    if (cfg == NULL || cfg->loop == NULL || cfg->sock == NULL || cfg->sessions == NULL ||
+        cfg->max_sessions == 0 || cfg->rx_buf == NULL ||
+        sprig_sock_type_of(cfg->sock) != SPRIG_SOCK_SEQPACKET ||
+        cfg->rx_cap < sprig_sock_max_message_size(cfg->sock) ||
+        sprig_sock_max_message_size(cfg->sock) < SPRIG_TRANSFER_MIN_MESSAGE) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    node->cfg = *cfg;
+    sprig_transfer_cfg *c = &node->cfg;
+    c->chunk_timeout = c->chunk_timeout != 0 ? c->chunk_timeout : DEFAULT_TIMEOUT;
+    c->max_retries = c->max_retries != 0 ? c->max_retries : DEFAULT_RETRIES;
+    /* window = window_chunks * max_chunk must fit 32 bits: at most 255 chunks of < 16 MiB */
+    c->window_chunks = c->window_chunks == 0           ? DEFAULT_WINDOW
+                       : c->window_chunks > MAX_WINDOW ? MAX_WINDOW
+                                                       : c->window_chunks;
+    size_t max = sprig_sock_max_message_size(cfg->sock) - SPRIG_TRANSFER_DATA_OVERHEAD;
+    max = max < MAX_CHUNK ? max : MAX_CHUNK;
+    node->max_chunk = (c->max_chunk != 0 && c->max_chunk < max) ? c->max_chunk : (uint32_t)max;
+    node->next_id = c->first_session_id != 0 ? c->first_session_id : 1u;
+    for (size_t i = 0; i < c->max_sessions; i++) {
+        memset(&c->sessions[i], 0, sizeof(c->sessions[i]));
+    }
+    node->ready = 1;
+    sprig_sock_set_callback(cfg->sock, on_sock, node);
+    return SPRIG_STATUS_OK;
+}
+
+void sprig_transfer_deinit(sprig_transfer_node *node)
+{
+    if (node == NULL || !node->ready) {
+        return;
+    }
+    node->dead = 1; /* no more sends */
+    abort_all(node, SPRIG_STATUS_CANCELLED);
+    sprig_sock_close(node->cfg.sock);
+    node->ready = 0;
+}
+
+static sprig_status start(sprig_transfer_node *n, const sprig_transfer_opts *o, bool write,
+                          uint32_t *out_id)
+{
+    if (n == NULL || !n->ready || o == NULL || o->local == NULL || o->local->ops == NULL ||
+        o->done == NULL || out_id == NULL) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    if (n->dead) {
+        return SPRIG_STATUS_FAILED_PRECONDITION;
+    }
+    session *s = take(n);
+    if (s == NULL) {
+        return SPRIG_STATUS_RESOURCE_EXHAUSTED;
+    }
+    do {
+        s->id = n->next_id++;
+    } while (s->id == 0 || find(n, s->id, 1) != NULL);
+    s->client = 1;
+    s->sender = write;
+    s->resource_id = o->resource_id;
+    s->handler = o->local;
+    s->progress = o->progress;
+    s->done = o->done;
+    s->user = o->user;
+    sprig_status st = open_session(s, o->local_id, o->initial_offset);
+    if (st != SPRIG_STATUS_OK) {
+        s->in_use = 0;
+        return st;
+    }
+    s->state = ST_START_SENT;
+    *out_id = s->id;
+    send_ctl(s, SPRIG_TRANSFER_CHUNK_START);
+    arm(s);
+    return SPRIG_STATUS_OK;
+}
+
+sprig_status sprig_transfer_read(sprig_transfer_node *node, const sprig_transfer_opts *opts,
+                                 uint32_t *session_id)
+{
+    return start(node, opts, false, session_id);
+}
+
+sprig_status sprig_transfer_write(sprig_transfer_node *node, const sprig_transfer_opts *opts,
+                                  uint32_t *session_id)
+{
+    return start(node, opts, true, session_id);
+}
+
+sprig_status sprig_transfer_cancel(sprig_transfer_node *node, uint32_t session_id)
+{
+    if (node == NULL || !node->ready) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    session *s = lookup(node, session_id);
+    if (s == NULL) {
+        return SPRIG_STATUS_NOT_FOUND;
+    }
+    if (s->state == ST_ENDING) {
+        return SPRIG_STATUS_FAILED_PRECONDITION;
+    }
+    end(s, SPRIG_STATUS_CANCELLED);
+    return SPRIG_STATUS_OK;
+}
+
+size_t sprig_transfer_active(const sprig_transfer_node *node)
+{
+    size_t k = 0;
+    for (size_t i = 0; node != NULL && i < node->cfg.max_sessions; i++) {
+        k += node->cfg.sessions[i].in_use;
+    }
+    return k;
+}
