@@ -22,36 +22,12 @@
 
 #include "internal.h"
 #include "pw_rpc/internal/packet.pb.h"
+#include "sprig/pbglue.h"
 
 #define TAG_PAYLOAD ((uint8_t)((pw_rpc_internal_RpcPacket_payload_tag << 3) | PB_WT_STRING))
 #define MAX_SMALL   127u /* largest type/status value that encodes in one byte */
 
 /* ---- decode ------------------------------------------------------------------------------- */
-
-typedef struct payload_ref {
-    uintptr_t begin; /* the input */
-    uintptr_t end;
-    const uint8_t *ptr;
-    size_t len;
-} payload_ref;
-
-/* nanopb calls this with a substream over the payload bytes. A buffer stream's state is the
- * read position (pb_istream_from_buffer), so the payload is captured in place; a repeated
- * field replaces the earlier one, as protobuf says. A payload sent with a scalar wire type
- * reaches us as a substream over a copy on nanopb's stack: not inside the input, so refused
- * (wrong wire type: DATA_LOSS). */
-static bool capture_payload(pb_istream_t *stream, const pb_field_t *field, void **arg)
-{
-    payload_ref *ref = *arg;
-    uintptr_t at = (uintptr_t)stream->state;
-    (void)field;
-    if (at < ref->begin || at > ref->end || stream->bytes_left > ref->end - at) {
-        return false;
-    }
-    ref->ptr = (const uint8_t *)stream->state;
-    ref->len = stream->bytes_left;
-    return pb_read(stream, NULL, stream->bytes_left);
-}
 
 sprig_status sprig_rpc_packet_decode(const uint8_t *data, size_t len, sprig_rpc_packet *out)
 {
@@ -59,9 +35,10 @@ sprig_status sprig_rpc_packet_decode(const uint8_t *data, size_t len, sprig_rpc_
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     memset(out, 0, sizeof(*out));
-    payload_ref ref = {(uintptr_t)data, (uintptr_t)data + len, NULL, 0};
+    sprig_pb_bytes ref;
+    sprig_pb_bytes_init(&ref, data, len);
     pw_rpc_internal_RpcPacket msg = pw_rpc_internal_RpcPacket_init_zero;
-    msg.payload.funcs.decode = capture_payload;
+    msg.payload.funcs.decode = sprig_pb_capture_bytes;
     msg.payload.arg = &ref;
     pb_istream_t is = pb_istream_from_buffer(data, len);
     if (!pb_decode(&is, pw_rpc_internal_RpcPacket_fields, &msg)) {
@@ -188,12 +165,7 @@ size_t sprig__rpc_max_payload(const sprig_sock *sock)
  * so WRITABLE follows when the backend gives buffers back. */
 static sprig_status tx_begin(sprig_sock *sock, size_t room, sprig_buf **out)
 {
-    sprig_status st = sprig_sock_alloc_tx(sock, room + SPRIG_RPC_PACKET_OVERHEAD, out);
-    if (st == SPRIG_STATUS_RESOURCE_EXHAUSTED && sock->tx_pool != NULL &&
-        sprig_buf_pool_available(sock->tx_pool) == 0) {
-        sock->flags |= SPRIG_SOCK_F_WANT_WRITABLE;
-        return SPRIG_STATUS_UNAVAILABLE;
-    }
+    sprig_status st = sprig_sock_alloc_tx_flow(sock, room + SPRIG_RPC_PACKET_OVERHEAD, out);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }

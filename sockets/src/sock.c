@@ -288,6 +288,17 @@ sprig_status sprig_sock_alloc_tx(sprig_sock *s, size_t len, sprig_buf **out)
     return *out != NULL ? SPRIG_STATUS_OK : SPRIG_STATUS_RESOURCE_EXHAUSTED;
 }
 
+sprig_status sprig_sock_alloc_tx_flow(sprig_sock *s, size_t len, sprig_buf **out)
+{
+    sprig_status st = sprig_sock_alloc_tx(s, len, out);
+    if (st == SPRIG_STATUS_RESOURCE_EXHAUSTED && s != NULL && s->tx_pool != NULL &&
+        sprig_buf_pool_available(s->tx_pool) == 0) {
+        s->flags |= SPRIG_SOCK_F_WANT_WRITABLE;
+        return SPRIG_STATUS_UNAVAILABLE;
+    }
+    return st;
+}
+
 static sprig_status send_buf_common(sprig_sock *s, sprig_buf *buf, const sprig_addr *to)
 {
     if (s == NULL || buf == NULL) {

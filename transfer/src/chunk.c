@@ -14,33 +14,11 @@
 
 #include "internal.h"
 #include "pw_transfer/transfer.pb.h"
+#include "sprig/pbglue.h"
 
 #define TAG_DATA ((uint8_t)((pw_transfer_Chunk_data_tag << 3) | PB_WT_STRING))
 
 /* ---- decode ---------------------------------------------------------------------------------- */
-
-typedef struct data_ref {
-    uintptr_t begin; /* the input */
-    uintptr_t end;
-    const uint8_t *ptr;
-    size_t len;
-} data_ref;
-
-/* nanopb calls this with a substream over the data bytes; a buffer stream's state is the read
- * position, so the data is captured in place. Data sent with a scalar wire type reaches us as a
- * substream over a copy on nanopb's stack, outside the input: refused (DATA_LOSS). */
-static bool capture_data(pb_istream_t *stream, const pb_field_t *field, void **arg)
-{
-    data_ref *ref = *arg;
-    uintptr_t at = (uintptr_t)stream->state;
-    (void)field;
-    if (at < ref->begin || at > ref->end || stream->bytes_left > ref->end - at) {
-        return false;
-    }
-    ref->ptr = (const uint8_t *)stream->state;
-    ref->len = stream->bytes_left;
-    return pb_read(stream, NULL, stream->bytes_left);
-}
 
 sprig_status sprig_transfer_chunk_decode(const uint8_t *data, size_t len, sprig_transfer_chunk *out)
 {
@@ -48,9 +26,10 @@ sprig_status sprig_transfer_chunk_decode(const uint8_t *data, size_t len, sprig_
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     memset(out, 0, sizeof(*out));
-    data_ref ref = {(uintptr_t)data, (uintptr_t)data + len, NULL, 0};
+    sprig_pb_bytes ref;
+    sprig_pb_bytes_init(&ref, data, len);
     pw_transfer_Chunk m = pw_transfer_Chunk_init_zero;
-    m.data.funcs.decode = capture_data;
+    m.data.funcs.decode = sprig_pb_capture_bytes;
     m.data.arg = &ref;
     pb_istream_t is = pb_istream_from_buffer(data, len);
     if (!pb_decode(&is, pw_transfer_Chunk_fields, &m)) {

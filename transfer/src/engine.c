@@ -56,12 +56,7 @@ static sprig_status tx_begin(sprig_transfer_node *n, size_t want, sprig_buf **ou
 {
     sprig_sock *sock = n->cfg.sock;
     size_t max = sprig_sock_max_message_size(sock);
-    sprig_status st = sprig_sock_alloc_tx(sock, want < max ? want : max, out);
-    if (st == SPRIG_STATUS_RESOURCE_EXHAUSTED && sock->tx_pool != NULL &&
-        sprig_buf_pool_available(sock->tx_pool) == 0) {
-        sock->flags |= SPRIG_SOCK_F_WANT_WRITABLE;
-        return SPRIG_STATUS_UNAVAILABLE;
-    }
+    sprig_status st = sprig_sock_alloc_tx_flow(sock, want < max ? want : max, out);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }

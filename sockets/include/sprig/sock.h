@@ -179,6 +179,11 @@ sprig_status sprig_sock_recv_from(sprig_sock *s, void *buf, size_t cap, size_t *
  * payload bytes. RESOURCE_EXHAUSTED if len exceeds the max message size or the pool is empty;
  * UNIMPLEMENTED if the socket has no transmit pool. */
 sprig_status sprig_sock_alloc_tx(sprig_sock *s, size_t len, sprig_buf **out);
+/* The same for protocol layers that treat a buffer shortage as back-pressure: an empty
+ * transmit pool is UNAVAILABLE instead of RESOURCE_EXHAUSTED, and the socket then owes a
+ * WRITABLE (a backend fires it when buffers it holds return; buffers the application holds and
+ * frees itself are not watched). */
+sprig_status sprig_sock_alloc_tx_flow(sprig_sock *s, size_t len, sprig_buf **out);
 /* Send the buffer's data as one message (STREAM: all its bytes, or UNAVAILABLE). On OK the
  * socket owns the buffer. */
 sprig_status sprig_sock_send_buf(sprig_sock *s, sprig_buf *buf);
