@@ -116,6 +116,7 @@ void sprig_timer_init(sprig_timer *timer, sprig_timer_fn fn, void *arg)
     timer->deadline = 0;
     timer->fn = fn;
     timer->arg = arg;
+    timer->pass = 0;
     timer->armed = false;
 }
 
@@ -138,6 +139,7 @@ void sprig_timer_start_at(sprig_loop *loop, sprig_timer *timer, sprig_time deadl
 {
     sprig_timer_stop(loop, timer);
     timer->deadline = deadline;
+    timer->pass = loop->timer_pass;
     timer->armed = true;
     /* Equal deadlines keep arming order. */
     sprig_timer **pp = &loop->timers;
@@ -153,27 +155,22 @@ void sprig_timer_start(sprig_loop *loop, sprig_timer *timer, sprig_time delay)
     sprig_timer_start_at(loop, timer, sprig_time_add(loop->now, delay));
 }
 
-/* Fire timers due at `now`. A timer re-armed from its callback for a time <= now fires on the
- * next pass, not in this one, so a zero-delay timer cannot spin here forever. */
+/* Fire timers due at `now`, earliest first. Each is taken off the armed list just before it
+ * fires, so callbacks may stop or re-arm any timer, due or not. A timer armed during this pass
+ * (stamped with it) waits for the next pass even if due, so a zero-delay timer cannot spin here
+ * forever. */
 static void run_timers(sprig_loop *loop, sprig_time now)
 {
-    sprig_timer *due = NULL;
-    sprig_timer **tail = &due;
-    while (loop->timers != NULL && loop->timers->deadline <= now) {
+    uint32_t pass = ++loop->timer_pass;
+    for (;;) {
         sprig_timer *t = loop->timers;
-        loop->timers = t->next;
-        t->next = NULL;
-        *tail = t;
-        tail = &t->next;
-    }
-    while (due != NULL) {
-        sprig_timer *t = due;
-        due = t->next;
-        t->next = NULL;
-        if (!t->armed) {
-            continue;
+        while (t != NULL && t->deadline <= now && t->pass == pass) {
+            t = t->next;
         }
-        t->armed = false;
+        if (t == NULL || t->deadline > now) {
+            return;
+        }
+        sprig_timer_stop(loop, t);
         sprig__loop_enter(loop);
         t->fn(t, t->arg);
         sprig__loop_leave(loop);

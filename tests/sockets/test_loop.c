@@ -129,6 +129,68 @@ static void test_loop_zero_delay_timer_cannot_spin(void **state)
     sprig_timer_stop(&f->loop, &t);
 }
 
+typedef struct rearm_other {
+    fixture *f;
+    sprig_timer *other;
+} rearm_other;
+
+static void timer_rearms_other(sprig_timer *t, void *arg)
+{
+    (void)t;
+    rearm_other *r = arg;
+    note(r->f, 'a');
+    sprig_timer_start_at(&r->f->loop, r->other, SPRIG_TIME_S(100) + SPRIG_TIME_MS(500));
+}
+
+/* A callback that re-arms another timer due in the same pass must neither fire it early nor
+ * lose the timers behind it. */
+static void test_loop_callback_rearms_another_due_timer(void **state)
+{
+    fixture *f = *state;
+    tagged b = {f, 'b'}, c = {f, 'c'};
+    sprig_timer ta, tb, tc;
+    rearm_other r = {f, &tb};
+    sprig_timer_init(&ta, timer_rearms_other, &r);
+    sprig_timer_init(&tb, timer_note, &b);
+    sprig_timer_init(&tc, timer_note, &c);
+    sprig_time t100 = SPRIG_TIME_S(100) + SPRIG_TIME_MS(100);
+    sprig_timer_start_at(&f->loop, &ta, t100);
+    sprig_timer_start_at(&f->loop, &tb, t100);
+    sprig_timer_start_at(&f->loop, &tc, t100);
+    sprig_loop_poll(&f->loop, t100);
+    assert_string_equal(f->log, "ac");
+    assert_true(sprig_timer_armed(&tb));
+    sprig_loop_poll(&f->loop, SPRIG_TIME_S(100) + SPRIG_TIME_MS(499));
+    assert_string_equal(f->log, "ac");
+    sprig_loop_poll(&f->loop, SPRIG_TIME_S(100) + SPRIG_TIME_MS(500));
+    assert_string_equal(f->log, "acb");
+    assert_int_equal(sprig_loop_next_deadline(&f->loop), SPRIG_TIME_NEVER);
+}
+
+static void stop_other(sprig_timer *t, void *arg)
+{
+    (void)t;
+    rearm_other *r = arg;
+    note(r->f, 's');
+    sprig_timer_stop(&r->f->loop, r->other);
+}
+
+static void test_loop_callback_stops_another_due_timer(void **state)
+{
+    fixture *f = *state;
+    tagged b = {f, 'b'}, c = {f, 'c'};
+    sprig_timer ta, tb, tc;
+    rearm_other r = {f, &tb};
+    sprig_timer_init(&ta, stop_other, &r);
+    sprig_timer_init(&tb, timer_note, &b);
+    sprig_timer_init(&tc, timer_note, &c);
+    sprig_timer_start(&f->loop, &ta, SPRIG_TIME_MS(1));
+    sprig_timer_start(&f->loop, &tb, SPRIG_TIME_MS(1));
+    sprig_timer_start(&f->loop, &tc, SPRIG_TIME_MS(2));
+    sprig_loop_poll(&f->loop, SPRIG_TIME_S(101));
+    assert_string_equal(f->log, "sc");
+}
+
 static void redefer(void *arg)
 {
     tagged *tg = arg;
@@ -277,6 +339,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loop_timers_fire_in_deadline_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_timer_rearm_moves_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_zero_delay_timer_cannot_spin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_callback_rearms_another_due_timer, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_loop_callback_stops_another_due_timer, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_loop_tasks_fifo_and_deferred_tasks_wait, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_loop_pollers_run_every_pass, setup, teardown),

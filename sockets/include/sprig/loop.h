@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sprig/clock.h"
 #include "sprig/status.h"
@@ -57,6 +58,7 @@ struct sprig_timer {
     sprig_time deadline;
     sprig_timer_fn fn;
     void *arg;
+    uint32_t pass; /* the loop's timer pass in which it was last armed */
     bool armed;
 };
 
@@ -109,6 +111,7 @@ struct sprig_loop {
     sprig_task *tasks_tail;
     sprig_poller *pollers;
     struct sprig_backend *backends; /* registered with sprig_loop_add_backend() */
+    uint32_t timer_pass;            /* counts runs of due timers */
     unsigned depth;                 /* > 0 while a callback runs */
     bool stopping;
 };
