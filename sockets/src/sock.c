@@ -439,8 +439,9 @@ static sprig_status find_backend(sprig_loop *loop, const char *text, sprig_url *
     return SPRIG_STATUS_NOT_FOUND;
 }
 
-sprig_status sprig_sock_dial(sprig_loop *loop, const char *url, sprig_sock_type type,
-                             sprig_sock **out)
+/* dial and listen differ only in the backend entry they call. */
+static sprig_status open_by_url(sprig_loop *loop, const char *url, sprig_sock_type type,
+                                sprig_sock **out, bool listen)
 {
     sprig_url u;
     sprig_backend *b = NULL;
@@ -449,20 +450,22 @@ sprig_status sprig_sock_dial(sprig_loop *loop, const char *url, sprig_sock_type 
     }
     *out = NULL;
     sprig_status st = find_backend(loop, url, &u, &type, &b);
-    return st != SPRIG_STATUS_OK ? st : b->dial(b, &u, type, out);
+    if (st != SPRIG_STATUS_OK) {
+        return st;
+    }
+    return listen ? b->listen(b, &u, type, out) : b->dial(b, &u, type, out);
+}
+
+sprig_status sprig_sock_dial(sprig_loop *loop, const char *url, sprig_sock_type type,
+                             sprig_sock **out)
+{
+    return open_by_url(loop, url, type, out, false);
 }
 
 sprig_status sprig_sock_listen(sprig_loop *loop, const char *url, sprig_sock_type type,
                                sprig_sock **out)
 {
-    sprig_url u;
-    sprig_backend *b = NULL;
-    if (out == NULL) {
-        return SPRIG_STATUS_INVALID_ARGUMENT;
-    }
-    *out = NULL;
-    sprig_status st = find_backend(loop, url, &u, &type, &b);
-    return st != SPRIG_STATUS_OK ? st : b->listen(b, &u, type, out);
+    return open_by_url(loop, url, type, out, true);
 }
 
 sprig_status sprig_sock_accept(sprig_sock *listener, sprig_sock **out)
