@@ -1,0 +1,201 @@
+/*
+ * sprig/ns_os.h — host-only (POSIX) parts of the netstack: the serial link over a file
+ * descriptor (tty, pty, pipe, socketpair), UDP encapsulation (docs/netstack.md §7), and
+ * building a node plus link from an endpoint URL (docs/netstack.md §11).
+ *
+ * Contract
+ *   Loop: everything runs on one sprig_os_loop and is used from its thread only. File
+ *     descriptors are watched edge-triggered; reads drain the descriptor, writes are
+ *     non-blocking and wait for EPOLLOUT when the descriptor is full (back-pressure: packets
+ *     stay in the node's class queues meanwhile).
+ *   Ownership: the link structs live in caller storage and must stay put while in use. A
+ *     descriptor handed to sprig_ns_serial_fd_init() is closed by deinit only when own_fd is
+ *     set; descriptors the functions here open themselves are always closed by deinit.
+ *   Memory: the links do not allocate (receive buffers come from cfg.pool).
+ *     sprig_ns_os_open() is a host convenience and allocates its endpoint.
+ *   TTYs: opened O_RDWR|O_NOCTTY|O_NONBLOCK|O_CLOEXEC in raw mode (cfmakeraw, CLOCAL|CREAD,
+ *     VMIN=0, VTIME=0). The line is never set to 1200 baud: opening a Raspberry Pi Pico's USB
+ *     CDC port at 1200 baud and closing it reboots the Pico into its bootloader, so 1200 is
+ *     refused with INVALID_ARGUMENT.
+ *   Signals: writes to a socket use MSG_NOSIGNAL. A write to a pipe whose reader has gone raises
+ *     SIGPIPE unless the process ignores it (sprig's tools do); with SIGPIPE ignored the link
+ *     counts a tx error and drops the frame.
+ *   Errors: OS errors are mapped with sprig_os_status_from_errno(); a broken descriptor (EOF on
+ *     a pipe or socket, EIO on a pty whose other side closed) stops the link and is reported
+ *     by sprig_ns_serial_fd_status() — packets queued on it are dropped by the node's queue
+ *     limits like on any dead link.
+ *   Input is hostile: bad frames and datagrams are counted and dropped (see the stats).
+ */
+#ifndef SPRIG_NS_OS_H
+#define SPRIG_NS_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sprig/ns_dgram.h"
+#include "sprig/ns_node.h"
+#include "sprig/ns_serial.h"
+#include "sprig/os.h"
+#include "sprig/url.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- serial link over a file descriptor -------------------------------------------------- */
+
+#define SPRIG_NS_SERIAL_DEFAULT_BAUD 115200u
+
+typedef struct sprig_ns_serial_fd_cfg {
+    sprig_buf_pool *pool; /* receive buffers, each >= mtu + 4 bytes */
+    uint16_t mtu;         /* 8..SPRIG_CONFIG_NS_MAX_MTU */
+} sprig_ns_serial_fd_cfg;
+
+typedef struct sprig_ns_serial_fd_stats {
+    uint64_t rx_bytes;
+    uint64_t tx_bytes;
+    uint32_t write_stalls; /* writes that hit EAGAIN and waited for EPOLLOUT */
+} sprig_ns_serial_fd_stats;
+
+typedef struct sprig_ns_serial_fd {
+    sprig_ns_serial serial; /* the link: attach &serial.link to a node; stats in serial.stats */
+    sprig_os_loop *ol;
+    sprig_os_fd watch;
+    int fd;
+    bool own_fd;
+    bool is_socket;  /* send(MSG_NOSIGNAL) instead of write */
+    bool is_tty;     /* read() == 0 means "no data" (VMIN=0), not end of file */
+    bool want_out;   /* EPOLLOUT armed */
+    bool watching;   /* registered with the loop */
+    sprig_status st; /* OK, or why the descriptor stopped */
+    sprig_ns_serial_fd_stats stats;
+} sprig_ns_serial_fd;
+
+/* Attach a serial link to an open descriptor (made non-blocking here). INVALID_ARGUMENT for a
+ * bad config or fd < 0; the epoll status if the descriptor cannot be watched (a regular file).
+ * On failure the descriptor is not closed, whatever own_fd says. */
+sprig_status sprig_ns_serial_fd_init(sprig_ns_serial_fd *s, sprig_os_loop *ol, int fd, bool own_fd,
+                                     const sprig_ns_serial_fd_cfg *cfg);
+/* Open a serial device (or any path: a fifo works too) and attach to it. A tty is put in raw
+ * mode at `baud` (0: keep the line's current speed if it is not 1200, else 115200); standard
+ * rates 9600..4000000 only. INVALID_ARGUMENT for baud 1200 or an unsupported rate; NOT_FOUND,
+ * PERMISSION_DENIED, ... from open(). */
+sprig_status sprig_ns_serial_fd_open(sprig_ns_serial_fd *s, sprig_os_loop *ol, const char *path,
+                                     uint32_t baud, const sprig_ns_serial_fd_cfg *cfg);
+/* Stop watching, detach from the node, free frames in progress, close an owned descriptor.
+ * Idempotent; safe on a zeroed struct or after a failed init. */
+void sprig_ns_serial_fd_deinit(sprig_ns_serial_fd *s);
+static inline sprig_ns_link *sprig_ns_serial_fd_link(sprig_ns_serial_fd *s)
+{
+    return &s->serial.link;
+}
+/* OK while the descriptor works; ABORTED after end of file or hang-up, another status after a
+ * read or write error. */
+static inline sprig_status sprig_ns_serial_fd_status(const sprig_ns_serial_fd *s)
+{
+    return s->st;
+}
+
+/* Put an open tty in raw mode at baud (as sprig_ns_serial_fd_open). INVALID_ARGUMENT for 1200
+ * or an unsupported rate, FAILED_PRECONDITION if fd is not a tty. */
+sprig_status sprig_ns_tty_set_raw(int fd, uint32_t baud);
+
+/* ---- UDP encapsulation --------------------------------------------------------------------- */
+
+#ifndef SPRIG_CONFIG_NS_UDP_PORT
+#define SPRIG_CONFIG_NS_UDP_PORT 47823
+#endif
+#define SPRIG_NS_UDP_MAX_MTU 1472 /* 1500-byte Ethernet − IPv4 − UDP headers */
+
+typedef struct sprig_ns_udp_cfg {
+    sprig_buf_pool *pool; /* receive buffers, each >= mtu + 1 bytes (to see oversized ones) */
+    uint16_t mtu;         /* 64..SPRIG_NS_UDP_MAX_MTU; 0: 1024 */
+    sprig_addr local;     /* bind address; port 0 picks one (see sprig_ns_udp_local) */
+    sprig_addr peer;      /* the neighbour */
+    bool has_peer;        /* false: learn the peer from the first good datagram */
+} sprig_ns_udp_cfg;
+
+typedef struct sprig_ns_udp_stats {
+    uint32_t rx_datagrams; /* good, handed up */
+    uint32_t tx_datagrams;
+    uint32_t bad;        /* not a netstack packet (header check failed): garbage */
+    uint32_t too_long;   /* longer than the MTU */
+    uint32_t wrong_peer; /* from an address other than the peer */
+    uint32_t no_buffer;  /* pool empty */
+    uint32_t no_peer;    /* packets dropped before the peer was known */
+    uint32_t tx_errors;  /* sendto failed with other than EAGAIN: packet dropped */
+    uint32_t write_stalls;
+} sprig_ns_udp_stats;
+
+typedef struct sprig_ns_udp {
+    sprig_ns_link link; /* attach this to a node; first member */
+    sprig_ns_udp_cfg cfg;
+    sprig_os_loop *ol;
+    sprig_os_fd watch;
+    int fd;
+    int family;
+    sprig_addr peer;
+    bool has_peer;
+    bool want_out;
+    bool watching;
+    sprig_buf *tx_buf; /* a packet waiting for EPOLLOUT */
+    sprig_ns_udp_stats stats;
+} sprig_ns_udp;
+
+/* Bind a UDP socket on cfg->local and attach the link to it. IPv4 (::ffff:a.b.c.d) local and
+ * peer use an AF_INET socket, anything else AF_INET6. INVALID_ARGUMENT for a bad config or a
+ * peer of the other family; ALREADY_EXISTS if the port is taken (mapped errno otherwise). */
+sprig_status sprig_ns_udp_init(sprig_ns_udp *u, sprig_os_loop *ol, const sprig_ns_udp_cfg *cfg);
+/* Idempotent; safe on a zeroed struct or after a failed init. Closes the socket. */
+void sprig_ns_udp_deinit(sprig_ns_udp *u);
+/* The bound address (the port chosen for port 0). */
+sprig_status sprig_ns_udp_local(const sprig_ns_udp *u, sprig_addr *out);
+static inline sprig_ns_link *sprig_ns_udp_link(sprig_ns_udp *u)
+{
+    return &u->link;
+}
+
+/* ---- endpoints from URLs (docs/netstack.md §11) --------------------------------------------- */
+
+/* serial:PATH?node=N&peer=P&baud=B&mtu=M
+ * sprig+udp://PEERHOST:PORT?node=N&peer=P&bind=LPORT&mtu=M   (dial a peer)
+ * sprig+udp://LOCALHOST:PORT?node=N&listen=1                 (bind; learn the peer)
+ * A host node N (default 1) with one link and a default route through it; P (default 2) is
+ * the node at the other end, for the caller's convenience (sprig://P:PORT). */
+typedef struct sprig_ns_os_opts {
+    size_t bufs;              /* buffer pool size; 0: 64 */
+    size_t socks;             /* DGRAM sockets; 0: 16 */
+    sprig_ns_icmp_fn on_icmp; /* the node's ICMP callback (echo replies: sprig-ping) */
+    void *icmp_arg;
+} sprig_ns_os_opts;
+
+typedef struct sprig_ns_os_endpoint {
+    sprig_ns_node node;
+    uint16_t peer; /* node id at the other end */
+    bool is_udp;
+    sprig_ns_serial_fd serial;
+    sprig_ns_udp udp;
+    sprig_ns_route routes[2];
+    sprig_ns_dgram_backend dgram; /* registered with the loop: sprig://P:PORT DGRAM works */
+    sprig_ns_dsock *socks;
+    sprig_buf_pool pool;
+    sprig_buf *pool_bufs;
+    uint8_t *pool_mem;
+} sprig_ns_os_endpoint;
+
+/* True for the URL schemes sprig_ns_os_open() takes (serial, sprig+udp). */
+bool sprig_ns_os_handles(const sprig_url *url);
+/* Build node, link, default route and DGRAM backend from url (opts may be NULL). Allocates.
+ * INVALID_ARGUMENT for a malformed URL or query, UNIMPLEMENTED for another scheme, NOT_FOUND
+ * for an unknown host or device, and whatever opening the device or socket returns. */
+sprig_status sprig_ns_os_open(sprig_os_loop *ol, const char *url, const sprig_ns_os_opts *opts,
+                              sprig_ns_os_endpoint **out);
+/* Tear down and free. NULL is ignored. Close the endpoint's sockets first. */
+void sprig_ns_os_close(sprig_ns_os_endpoint *ep);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPRIG_NS_OS_H */

@@ -1,0 +1,297 @@
+/* os_open.c — a host netstack endpoint (node + link + DGRAM backend) from a URL
+ * (sprig/ns_os.h, docs/netstack.md §11). A host convenience: it allocates. */
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "sprig/ns_os.h"
+
+#define DEFAULT_BUFS  64u
+#define DEFAULT_SOCKS 16u
+#define DEFAULT_MTU   1024u
+
+typedef struct query {
+    uint32_t node, peer, baud, mtu, bind;
+    bool listen;
+} query;
+
+/* Decimal or 0x-hex, 0..max. */
+static bool parse_num(const char *p, size_t len, uint32_t max, uint32_t *out)
+{
+    uint32_t base = 10, v = 0;
+    if (len > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+        base = 16;
+        p += 2;
+        len -= 2;
+    }
+    if (len == 0 || len > 10) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        uint32_t d;
+        if (c >= '0' && c <= '9') {
+            d = (uint32_t)(c - '0');
+        } else if (base == 16 && c >= 'a' && c <= 'f') {
+            d = (uint32_t)(c - 'a' + 10);
+        } else if (base == 16 && c >= 'A' && c <= 'F') {
+            d = (uint32_t)(c - 'A' + 10);
+        } else {
+            return false;
+        }
+        if (v > (max - d) / base) {
+            return false;
+        }
+        v = v * base + d;
+    }
+    *out = v;
+    return true;
+}
+
+static bool key_is(const char *k, size_t klen, const char *name)
+{
+    return klen == strlen(name) && memcmp(k, name, klen) == 0;
+}
+
+static sprig_status parse_query(sprig_str q, query *out)
+{
+    out->node = 1;
+    out->peer = 2;
+    out->baud = 0;
+    out->mtu = DEFAULT_MTU;
+    out->bind = 0;
+    out->listen = false;
+    size_t i = 0;
+    while (q.ptr != NULL && i < q.len) {
+        size_t end = i;
+        while (end < q.len && q.ptr[end] != '&') {
+            end++;
+        }
+        const char *k = q.ptr + i;
+        size_t kl = 0;
+        while (i + kl < end && k[kl] != '=') {
+            kl++;
+        }
+        const char *v = i + kl < end ? k + kl + 1 : NULL;
+        size_t vl = v != NULL ? (size_t)(q.ptr + end - v) : 0;
+        bool ok;
+        if (kl == 0) {
+            ok = true; /* "a&&b" or a trailing '&' */
+        } else if (key_is(k, kl, "node")) {
+            ok = v != NULL && parse_num(v, vl, 0xFFFE, &out->node) && out->node != 0;
+        } else if (key_is(k, kl, "peer")) {
+            ok = v != NULL && parse_num(v, vl, 0xFFFE, &out->peer) && out->peer != 0;
+        } else if (key_is(k, kl, "baud")) {
+            ok = v != NULL && parse_num(v, vl, 4000000, &out->baud);
+        } else if (key_is(k, kl, "mtu")) {
+            ok = v != NULL && parse_num(v, vl, 65535, &out->mtu);
+        } else if (key_is(k, kl, "bind")) {
+            ok = v != NULL && parse_num(v, vl, 65535, &out->bind);
+        } else if (key_is(k, kl, "listen")) {
+            uint32_t l = 1;
+            ok = v == NULL || (parse_num(v, vl, 1, &l));
+            out->listen = l != 0;
+        } else {
+            ok = false; /* unknown keys are refused: a typo must not pass silently */
+        }
+        if (!ok) {
+            return SPRIG_STATUS_INVALID_ARGUMENT;
+        }
+        i = end + 1;
+    }
+    return SPRIG_STATUS_OK;
+}
+
+bool sprig_ns_os_handles(const sprig_url *url)
+{
+    return url->scheme == SPRIG_URL_SERIAL || sprig_url_scheme_is(url, "sprig+udp");
+}
+
+/* The URL's host as an address: an IP literal directly, a name through getaddrinfo (the first
+ * IPv4 result, else the first IPv6 one). */
+static sprig_status resolve(const sprig_url *u, sprig_addr *out)
+{
+    if (u->host_is_ip) {
+        *out = u->addr;
+        return SPRIG_STATUS_OK;
+    }
+    char host[256];
+    if (sprig_str_copy(u->host, host, sizeof(host)) != SPRIG_STATUS_OK) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL) {
+        return SPRIG_STATUS_NOT_FOUND;
+    }
+    sprig_status st = SPRIG_STATUS_NOT_FOUND;
+    for (int pass = 0; pass < 2 && st != SPRIG_STATUS_OK; pass++) {
+        for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+            if (pass == 0 && ai->ai_family == AF_INET) {
+                const struct sockaddr_in *in4 = (const struct sockaddr_in *)(void *)ai->ai_addr;
+                sprig_addr_from_ipv4(out, ntohl(in4->sin_addr.s_addr), 0);
+                st = SPRIG_STATUS_OK;
+                break;
+            }
+            if (pass == 1 && ai->ai_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(void *)ai->ai_addr;
+                memcpy(out->ip, in6->sin6_addr.s6_addr, 16);
+                st = SPRIG_STATUS_OK;
+                break;
+            }
+        }
+    }
+    freeaddrinfo(res);
+    out->port = u->port;
+    return st;
+}
+
+static sprig_status open_link(sprig_os_loop *ol, const sprig_url *u, const query *q,
+                              sprig_ns_os_endpoint *ep)
+{
+    if (u->scheme == SPRIG_URL_SERIAL) {
+        char *path = malloc(u->path.len + 1);
+        if (path == NULL) {
+            return SPRIG_STATUS_RESOURCE_EXHAUSTED;
+        }
+        sprig_status st = sprig_str_copy(u->path, path, u->path.len + 1);
+        if (st == SPRIG_STATUS_OK && u->path.len == 0) {
+            st = SPRIG_STATUS_INVALID_ARGUMENT;
+        }
+        if (st == SPRIG_STATUS_OK) {
+            sprig_ns_serial_fd_cfg c = {.pool = &ep->pool, .mtu = (uint16_t)q->mtu};
+            st = sprig_ns_serial_fd_open(&ep->serial, ol, path, q->baud, &c);
+        }
+        free(path);
+        return st;
+    }
+    if (!u->has_port) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    sprig_addr host;
+    sprig_status st = resolve(u, &host);
+    if (st != SPRIG_STATUS_OK) {
+        return st;
+    }
+    sprig_ns_udp_cfg c = {.pool = &ep->pool, .mtu = (uint16_t)q->mtu};
+    if (q->listen) {
+        c.local = host; /* HOST:PORT is ours; the peer is learnt */
+    } else {
+        if (host.port == 0) {
+            return SPRIG_STATUS_INVALID_ARGUMENT;
+        }
+        c.peer = host;
+        c.has_peer = true;
+        memset(&c.local, 0, sizeof(c.local));
+        if (sprig_addr_is_ipv4(&host)) {
+            sprig_addr_from_ipv4(&c.local, 0, (uint16_t)q->bind); /* 0.0.0.0 */
+        } else {
+            c.local.port = (uint16_t)q->bind; /* :: */
+        }
+    }
+    return sprig_ns_udp_init(&ep->udp, ol, &c);
+}
+
+sprig_status sprig_ns_os_open(sprig_os_loop *ol, const char *url, const sprig_ns_os_opts *opts,
+                              sprig_ns_os_endpoint **out)
+{
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (ol == NULL || url == NULL || out == NULL) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    sprig_url u;
+    query q;
+    sprig_status st = sprig_url_parse(url, &u);
+    if (st != SPRIG_STATUS_OK) {
+        return st;
+    }
+    if (!sprig_ns_os_handles(&u)) {
+        return SPRIG_STATUS_UNIMPLEMENTED;
+    }
+    if (u.scheme == SPRIG_URL_SERIAL && u.path.len == 0) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    st = parse_query(u.query, &q);
+    if (st != SPRIG_STATUS_OK) {
+        return st;
+    }
+    bool udp = u.scheme != SPRIG_URL_SERIAL;
+    if (q.mtu < 64 || q.mtu > (udp ? SPRIG_NS_UDP_MAX_MTU : SPRIG_CONFIG_NS_MAX_MTU)) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    size_t nbufs = opts != NULL && opts->bufs != 0 ? opts->bufs : DEFAULT_BUFS;
+    size_t nsocks = opts != NULL && opts->socks != 0 ? opts->socks : DEFAULT_SOCKS;
+    /* room for the packet, the serial CRC, and a byte over the MTU to spot oversized
+     * datagrams; rounded up to the pool alignment */
+    size_t bsize = q.mtu + SPRIG_NS_SERIAL_CRC_LEN + 1;
+    bsize = (bsize + SPRIG_CONFIG_BUF_ALIGN - 1) / SPRIG_CONFIG_BUF_ALIGN * SPRIG_CONFIG_BUF_ALIGN;
+
+    sprig_ns_os_endpoint *ep = calloc(1, sizeof(*ep));
+    if (ep == NULL) {
+        return SPRIG_STATUS_RESOURCE_EXHAUSTED;
+    }
+    ep->serial.fd = -1;
+    ep->udp.fd = -1;
+    ep->is_udp = u.scheme != SPRIG_URL_SERIAL;
+    ep->pool_bufs = calloc(nbufs, sizeof(sprig_buf));
+    ep->pool_mem = aligned_alloc(SPRIG_CONFIG_BUF_ALIGN, nbufs * bsize);
+    ep->socks = calloc(nsocks, sizeof(sprig_ns_dsock));
+    if (ep->pool_bufs == NULL || ep->pool_mem == NULL || ep->socks == NULL) {
+        sprig_ns_os_close(ep);
+        return SPRIG_STATUS_RESOURCE_EXHAUSTED;
+    }
+    st = sprig_buf_pool_init(&ep->pool, ep->pool_bufs, ep->pool_mem, nbufs, bsize);
+    sprig_ns_node_cfg nc = {.id = (uint16_t)q.node,
+                            .loop = &ol->loop,
+                            .pool = &ep->pool,
+                            .routes = ep->routes,
+                            .route_cap = sizeof(ep->routes) / sizeof(ep->routes[0]),
+                            .on_icmp = opts != NULL ? opts->on_icmp : NULL,
+                            .icmp_arg = opts != NULL ? opts->icmp_arg : NULL};
+    if (st == SPRIG_STATUS_OK) {
+        st = sprig_ns_node_init(&ep->node, &nc);
+    }
+    if (st == SPRIG_STATUS_OK) {
+        st = open_link(ol, &u, &q, ep);
+    }
+    sprig_ns_link *link = udp ? &ep->udp.link : &ep->serial.serial.link;
+    if (st == SPRIG_STATUS_OK) {
+        st = sprig_ns_node_attach(&ep->node, link);
+    }
+    if (st == SPRIG_STATUS_OK) {
+        st = sprig_ns_node_add_route(&ep->node, 0, 0, link);
+    }
+    if (st == SPRIG_STATUS_OK) {
+        sprig_ns_dgram_cfg dc = {.rx_queue_len = 16, .tc = SPRIG_NS_TC_DEFAULT};
+        st = sprig_ns_dgram_init(&ep->dgram, &ep->node, &dc, ep->socks, nsocks, &ep->pool);
+    }
+    if (st != SPRIG_STATUS_OK) {
+        sprig_ns_os_close(ep);
+        return st;
+    }
+    ep->peer = (uint16_t)q.peer;
+    *out = ep;
+    return SPRIG_STATUS_OK;
+}
+
+void sprig_ns_os_close(sprig_ns_os_endpoint *ep)
+{
+    if (ep == NULL) {
+        return;
+    }
+    sprig_ns_dgram_deinit(&ep->dgram);
+    sprig_ns_serial_fd_deinit(&ep->serial);
+    sprig_ns_udp_deinit(&ep->udp);
+    sprig_ns_node_deinit(&ep->node);
+    sprig_buf_pool_deinit(&ep->pool);
+    free(ep->socks);
+    free(ep->pool_mem);
+    free(ep->pool_bufs);
+    free(ep);
+}
