@@ -11,7 +11,8 @@
  *       this node (or 0); PORT 0 picks an ephemeral port. ALREADY_EXISTS if the port is bound.
  *     dial("sprig://NODE:PORT", DGRAM): a connected socket with an ephemeral local port;
  *       CONNECTED follows from the loop (nothing to refuse: connectionless).
- *     Other socket types: UNIMPLEMENTED (STREAM/SEQPACKET are planned on the same node).
+ *     Other socket types: UNIMPLEMENTED here; STREAM and SEQPACKET come from the stream backend
+ *     (sprig/ns_stream.h), which passes DGRAM requests on to this one.
  *   Errors from the path reach the socket as statuses: a send returns NOT_FOUND (no route),
  *     RESOURCE_EXHAUSTED (larger than the first link's MTU) or UNAVAILABLE (link queue or
  *     buffer pool full; WRITABLE follows after SPRIG_CONFIG_NS_DGRAM_RETRY). ICMP errors
