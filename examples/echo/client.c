@@ -82,7 +82,13 @@ static sprig_status client_connect(client *c, const char *url, sprig_time timeou
         return st;
     }
     sprig_sock *sock = NULL;
-    st = sprig_sock_dial_wait(&c->env.ol.loop, url, SPRIG_SOCK_SEQPACKET, timeout, &sock);
+    char durl[300];
+    /* serial:/sprig+udp:// open a netstack endpoint and dial sprig://PEER:1 through it */
+    st = echo_env_url(&c->env, url, false, durl, sizeof(durl));
+    if (st != SPRIG_STATUS_OK) {
+        return st;
+    }
+    st = sprig_sock_dial_wait(&c->env.ol.loop, durl, SPRIG_SOCK_SEQPACKET, timeout, &sock);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }

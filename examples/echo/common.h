@@ -16,12 +16,18 @@
 /* The RPC receive buffers: the OS backend's default largest message. */
 #define ECHO_MAX_MESSAGE SPRIG_CONFIG_SOCK_DEFAULT_MAX_MESSAGE
 
+struct sprig_ns_os_endpoint;
+
 typedef struct echo_env {
     sprig_os_loop ol;
     sprig_os_backend backend;
+    struct sprig_ns_os_endpoint *ns; /* the netstack endpoint of echo_env_url, or NULL */
     bool loop_ready;
     bool backend_ready;
 } echo_env;
+
+/* The well-known port of the echo service on a netstack node (sprig://NODE:1). */
+#define ECHO_NS_PORT 1u
 
 /* The program name used in messages (set once by main). */
 extern const char *echo_prog;
@@ -35,6 +41,18 @@ int echo_failf(sprig_status st, const char *fmt, ...) __attribute__((format(prin
 sprig_status echo_env_init(echo_env *e);
 /* Returns the number of sockets the backend still had open (0 after a clean teardown). */
 size_t echo_env_deinit(echo_env *e);
+
+/* The URL to listen on (listening) or dial for a URL given on the command line. A netstack host
+ * URL (serial:PATH, sprig+udp://HOST:PORT; docs/netstack.md §11) opens an endpoint on the env's
+ * loop (closed by echo_env_deinit; one per env) and yields sprig://NODE:PORT: the endpoint's own
+ * node when listening, its peer when dialing. Without node=/peer= in the query the listening
+ * side is node 2 with peer 1, the dialing side node 1 with peer 2; port=N (removed before the
+ * endpoint sees the query) replaces the well-known port ECHO_NS_PORT. A dialing sprig+udp URL
+ * without bind= binds PORT+1 locally: the listening side keeps the first address it hears from
+ * as its peer, so every client run must use the same one. Any other URL is copied
+ * unchanged. INVALID_ARGUMENT for a bad port= or a second netstack URL, UNIMPLEMENTED when the
+ * netstack was not built, else what sprig_ns_os_open returns. */
+sprig_status echo_env_url(echo_env *e, const char *url, bool listening, char *out, size_t cap);
 
 /* Parse a non-negative decimal integer no larger than max. */
 bool echo_parse_u32(const char *s, unsigned long max, unsigned long *out);

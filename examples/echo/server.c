@@ -5,7 +5,8 @@
  *
  *   sprig-echo-server --listen URL [--listen URL ...] [--verbose]
  *
- * URLs: unix:PATH, tcp://HOST:PORT (port 0 picks a free one), any SEQPACKET URL sprig knows.
+ * URLs: unix:PATH, tcp://HOST:PORT (port 0 picks a free one), any SEQPACKET URL sprig knows,
+ * and netstack endpoints serial:PATH / sprig+udp://HOST:PORT?listen=1 (served on sprig://2:1).
  * Prints one line per listener, "sprig-echo-server: listening on URL" (with the real port), then
  * serves every connection on one loop until SIGINT/SIGTERM. Errors are printed as
  * "sprig-echo-server: <what>: <STATUS>" and the exit status is non-zero.
@@ -439,7 +440,12 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < nurls; i++) {
         sprig_sock *l = NULL;
-        st = sprig_sock_listen(&s->env.ol.loop, urls[i], SPRIG_SOCK_SEQPACKET, &l);
+        char lurl[300];
+        /* serial:/sprig+udp:// open a netstack endpoint and listen on sprig://NODE:1 */
+        st = echo_env_url(&s->env, urls[i], true, lurl, sizeof(lurl));
+        if (st == SPRIG_STATUS_OK) {
+            st = sprig_sock_listen(&s->env.ol.loop, lurl, SPRIG_SOCK_SEQPACKET, &l);
+        }
         if (st != SPRIG_STATUS_OK) {
             echo_failf(st, "listen on %s", urls[i]);
             goto out;
@@ -447,8 +453,12 @@ int main(int argc, char **argv)
         s->listeners[s->nlisteners++] = l;
         sprig_sock_set_callback(l, on_listener, s);
         char where[300];
-        bound_url(urls[i], l, where, sizeof(where));
-        printf("%s: listening on %s\n", echo_prog, where);
+        if (strcmp(lurl, urls[i]) != 0) {
+            printf("%s: listening on %s via %s\n", echo_prog, lurl, urls[i]);
+        } else {
+            bound_url(urls[i], l, where, sizeof(where));
+            printf("%s: listening on %s\n", echo_prog, where);
+        }
     }
     fflush(stdout);
 

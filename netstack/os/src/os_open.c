@@ -1,4 +1,4 @@
-/* os_open.c — a host netstack endpoint (node + link + DGRAM backend) from a URL
+/* os_open.c — a host netstack endpoint (node + link + DGRAM and STREAM backends) from a URL
  * (sprig/ns_os.h, docs/netstack.md §11). A host convenience: it allocates. */
 #include <errno.h>
 #include <netdb.h>
@@ -11,6 +11,9 @@
 #define DEFAULT_BUFS  64u
 #define DEFAULT_SOCKS 16u
 #define DEFAULT_MTU   1024u
+#define DEFAULT_CONNS 8u
+#define DEFAULT_RING  4096u
+#define DEFAULT_MSG   4096u
 
 typedef struct query {
     uint32_t node, peer, baud, mtu, bind;
@@ -227,9 +230,29 @@ sprig_status sprig_ns_os_open(sprig_os_loop *ol, const char *url, const sprig_ns
     }
     size_t nbufs = opts != NULL && opts->bufs != 0 ? opts->bufs : DEFAULT_BUFS;
     size_t nsocks = opts != NULL && opts->socks != 0 ? opts->socks : DEFAULT_SOCKS;
+    size_t nconns = opts != NULL && opts->conns != 0 ? opts->conns : DEFAULT_CONNS;
+    uint32_t ring = opts != NULL && opts->stream_buf != 0 ? opts->stream_buf : DEFAULT_RING;
+    size_t max_msg = opts != NULL && opts->max_message != 0 ? opts->max_message : DEFAULT_MSG;
+    if (nconns > 4096 || max_msg > (1u << 24) || ring > (1u << 24)) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    /* keepalive: a peer that vanished (killed, cable pulled) frees its connection within a
+     * minute instead of holding it forever */
+    sprig_ns_stream_cfg sc = {.tc = SPRIG_NS_TC_DEFAULT,
+                              .tx_buf = ring,
+                              .rx_buf = ring,
+                              .keepalive_idle = 15000000u, /* µs */
+                              .keepalive_interval = 5000000u};
+    size_t ring_len = sprig_ns_stream_ring_size(&sc, nconns);
+    size_t framed_len = nconns * 2 * (max_msg + 4);
     /* room for the packet, the serial CRC, and a byte over the MTU to spot oversized
      * datagrams; rounded up to the pool alignment */
     size_t bsize = q.mtu + SPRIG_NS_SERIAL_CRC_LEN + 1;
+    /* a SEQPACKET message is built whole in one buffer (sprig_sock_alloc_tx) behind the stream
+     * headers and the 4-byte length prefix, before being copied into the send ring */
+    if (bsize < SPRIG_NS_STREAM_HEADROOM + 4 + max_msg + 64) {
+        bsize = SPRIG_NS_STREAM_HEADROOM + 4 + max_msg + 64;
+    }
     bsize = (bsize + SPRIG_CONFIG_BUF_ALIGN - 1) / SPRIG_CONFIG_BUF_ALIGN * SPRIG_CONFIG_BUF_ALIGN;
 
     sprig_ns_os_endpoint *ep = calloc(1, sizeof(*ep));
@@ -242,7 +265,12 @@ sprig_status sprig_ns_os_open(sprig_os_loop *ol, const char *url, const sprig_ns
     ep->pool_bufs = calloc(nbufs, sizeof(sprig_buf));
     ep->pool_mem = aligned_alloc(SPRIG_CONFIG_BUF_ALIGN, nbufs * bsize);
     ep->socks = calloc(nsocks, sizeof(sprig_ns_dsock));
-    if (ep->pool_bufs == NULL || ep->pool_mem == NULL || ep->socks == NULL) {
+    ep->conns = calloc(nconns, sizeof(sprig_ns_conn));
+    ep->rings = malloc(ring_len);
+    ep->framed = calloc(nconns, sizeof(sprig_framed_sock));
+    ep->framed_mem = malloc(framed_len);
+    if (ep->pool_bufs == NULL || ep->pool_mem == NULL || ep->socks == NULL || ep->conns == NULL ||
+        ep->rings == NULL || ep->framed == NULL || ep->framed_mem == NULL) {
         sprig_ns_os_close(ep);
         return SPRIG_STATUS_RESOURCE_EXHAUSTED;
     }
@@ -271,6 +299,16 @@ sprig_status sprig_ns_os_open(sprig_os_loop *ol, const char *url, const sprig_ns
         sprig_ns_dgram_cfg dc = {.rx_queue_len = 16, .tc = SPRIG_NS_TC_DEFAULT};
         st = sprig_ns_dgram_init(&ep->dgram, &ep->node, &dc, ep->socks, nsocks, &ep->pool);
     }
+    if (st == SPRIG_STATUS_OK) {
+        /* registered after DGRAM: the loop asks it first, it hands DGRAM requests over */
+        sc.dgram = &ep->dgram;
+        st = sprig_ns_stream_init(&ep->stream, &ep->node, &sc, ep->conns, nconns, ep->rings,
+                                  ring_len, &ep->pool);
+    }
+    if (st == SPRIG_STATUS_OK) {
+        st = sprig_ns_stream_enable_seqpacket(&ep->stream, ep->framed, nconns, ep->framed_mem,
+                                              framed_len, max_msg);
+    }
     if (st != SPRIG_STATUS_OK) {
         sprig_ns_os_close(ep);
         return st;
@@ -285,12 +323,17 @@ void sprig_ns_os_close(sprig_ns_os_endpoint *ep)
     if (ep == NULL) {
         return;
     }
+    sprig_ns_stream_deinit(&ep->stream);
     sprig_ns_dgram_deinit(&ep->dgram);
     sprig_ns_serial_fd_deinit(&ep->serial);
     sprig_ns_udp_deinit(&ep->udp);
     sprig_ns_node_deinit(&ep->node);
     sprig_buf_pool_deinit(&ep->pool);
     free(ep->socks);
+    free(ep->conns);
+    free(ep->rings);
+    free(ep->framed);
+    free(ep->framed_mem);
     free(ep->pool_mem);
     free(ep->pool_bufs);
     free(ep);

@@ -36,6 +36,7 @@
 #include "sprig/ns_dgram.h"
 #include "sprig/ns_node.h"
 #include "sprig/ns_serial.h"
+#include "sprig/ns_stream.h"
 #include "sprig/os.h"
 #include "sprig/url.h"
 
@@ -162,10 +163,14 @@ static inline sprig_ns_link *sprig_ns_udp_link(sprig_ns_udp *u)
  * sprig+udp://PEERHOST:PORT?node=N&peer=P&bind=LPORT&mtu=M   (dial a peer)
  * sprig+udp://LOCALHOST:PORT?node=N&listen=1                 (bind; learn the peer)
  * A host node N (default 1) with one link and a default route through it; P (default 2) is
- * the node at the other end, for the caller's convenience (sprig://P:PORT). */
+ * the node at the other end, for the caller's convenience (sprig://P:PORT). DGRAM, STREAM and
+ * SEQPACKET (framed on STREAM) all work on sprig:// URLs through the endpoint. */
 typedef struct sprig_ns_os_opts {
     size_t bufs;              /* buffer pool size; 0: 64 */
     size_t socks;             /* DGRAM sockets; 0: 16 */
+    size_t conns;             /* STREAM/SEQPACKET connections, listeners included; 0: 8 */
+    uint32_t stream_buf;      /* send and receive ring per connection, bytes; 0: 4096 */
+    size_t max_message;       /* largest SEQPACKET message; 0: 4096 (pool buffers hold one) */
     sprig_ns_icmp_fn on_icmp; /* the node's ICMP callback (echo replies: sprig-ping) */
     void *icmp_arg;
 } sprig_ns_os_opts;
@@ -177,8 +182,13 @@ typedef struct sprig_ns_os_endpoint {
     sprig_ns_serial_fd serial;
     sprig_ns_udp udp;
     sprig_ns_route routes[2];
-    sprig_ns_dgram_backend dgram; /* registered with the loop: sprig://P:PORT DGRAM works */
+    sprig_ns_dgram_backend dgram;   /* DGRAM on sprig://, served through stream's backend */
+    sprig_ns_stream_backend stream; /* registered last: sprig:// STREAM and SEQPACKET */
     sprig_ns_dsock *socks;
+    sprig_ns_conn *conns;
+    uint8_t *rings;
+    sprig_framed_sock *framed;
+    uint8_t *framed_mem;
     sprig_buf_pool pool;
     sprig_buf *pool_bufs;
     uint8_t *pool_mem;
@@ -186,7 +196,8 @@ typedef struct sprig_ns_os_endpoint {
 
 /* True for the URL schemes sprig_ns_os_open() takes (serial, sprig+udp). */
 bool sprig_ns_os_handles(const sprig_url *url);
-/* Build node, link, default route and DGRAM backend from url (opts may be NULL). Allocates.
+/* Build node, link, default route and the DGRAM and STREAM (with SEQPACKET) backends from url
+ * (opts may be NULL). Allocates.
  * INVALID_ARGUMENT for a malformed URL or query, UNIMPLEMENTED for another scheme, NOT_FOUND
  * for an unknown host or device, and whatever opening the device or socket returns. */
 sprig_status sprig_ns_os_open(sprig_os_loop *ol, const char *url, const sprig_ns_os_opts *opts,
