@@ -436,9 +436,16 @@ static void established(sprig_ns_conn *c, const sprig_ns_stream_hdr *h)
 
 /* ---- input --------------------------------------------------------------------------------- */
 
-static void rtt_sample(sprig_ns_conn *c)
+/* RFC 6298 (2.3): RTO = SRTT + max(G, 4 * RTTVAR), clamped to the configured bounds. */
+static void rto_from_estimate(sprig_ns_conn *c)
 {
     const sprig_ns_stream_cfg *cfg = &c->be->cfg;
+    uint32_t rto = c->srtt + (4 * c->rttvar > 1 ? 4 * c->rttvar : 1);
+    c->rto = rto < cfg->rto_min ? cfg->rto_min : rto > cfg->rto_max ? cfg->rto_max : rto;
+}
+
+static void rtt_sample(sprig_ns_conn *c)
+{
     uint32_t r = now_of(c->be) - c->rtt_start;
     c->bits &= (uint8_t)~B_TIMING;
     if (!(c->bits & B_RTT_SEEN)) {
@@ -450,8 +457,7 @@ static void rtt_sample(sprig_ns_conn *c)
         c->rttvar = (3 * c->rttvar + d) / 4;
         c->srtt = (7 * c->srtt + r) / 8;
     }
-    uint32_t rto = c->srtt + (4 * c->rttvar > 1 ? 4 * c->rttvar : 1);
-    c->rto = rto < cfg->rto_min ? cfg->rto_min : rto > cfg->rto_max ? cfg->rto_max : rto;
+    rto_from_estimate(c);
 }
 
 static void send_rst(sprig_ns_stream_backend *be, const sprig_ns_header *ip,
@@ -501,6 +507,11 @@ static void ack_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, size_t plen)
         }
         if ((c->bits & B_TIMING) && !seq_lt(h->ack, c->rtt_seq)) {
             rtt_sample(c);
+        } else if (c->bits & B_RTT_SEEN) {
+            /* New data acknowledged: the path works again. Karn forbids a sample from a
+             * retransmitted segment, not collapsing the backoff; keeping it would make every
+             * later loss wait for an ever longer timeout. */
+            rto_from_estimate(c);
         }
         c->retries = 0;
         c->dupacks = 0;
@@ -510,12 +521,12 @@ static void ack_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, size_t plen)
         if (plen == 0 && !(h->flags & (SPRIG_NS_STREAM_FIN | SPRIG_NS_STREAM_PROBE)) &&
             c->snd_una != c->snd_max && ((uint32_t)h->window << c->peer_shift) == old_wnd &&
             ++c->dupacks == 3) {
-            /* fast retransmit: the first unacknowledged segment, once */
-            uint32_t n = c->tx_len < c->mss ? c->tx_len : c->mss;
-            uint8_t fl = (c->bits & B_TXFIN) && n == c->tx_len ? SPRIG_NS_STREAM_FIN : 0;
+            /* Fast retransmit, going back N: the receiver keeps no out-of-order segments,
+             * so everything after the hole must be sent again anyway. */
             c->be->stats.fast_rtx++;
             c->bits &= (uint8_t)~B_TIMING;
-            (void)send_seg(c, c->snd_una, fl, 0, n);
+            c->snd_nxt = c->snd_una;
+            output(c);
         }
     } else {
         return; /* old or impossible ack: no window update */
