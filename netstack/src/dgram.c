@@ -294,43 +294,6 @@ static sprig_ns_dgram_backend *be_of(const sprig_backend *b)
     return (sprig_ns_dgram_backend *)(void *)(uintptr_t)b; /* backend is the first member */
 }
 
-static bool url_node(const sprig_url *url, uint16_t *node)
-{
-    if (url->host_is_ip) {
-        return sprig_addr_is_node(&url->addr, node);
-    }
-    const char *p = url->host.ptr;
-    size_t n = url->host.len, i = 0;
-    unsigned base = 10;
-    if (p == NULL || n == 0) {
-        return false;
-    }
-    if (n > 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
-        base = 16;
-        i = 2;
-    }
-    uint32_t v = 0;
-    for (; i < n; i++) {
-        char c = p[i];
-        unsigned digit;
-        if (c >= '0' && c <= '9') {
-            digit = (unsigned)(c - '0');
-        } else if (base == 16 && c >= 'a' && c <= 'f') {
-            digit = (unsigned)(c - 'a' + 10);
-        } else if (base == 16 && c >= 'A' && c <= 'F') {
-            digit = (unsigned)(c - 'A' + 10);
-        } else {
-            return false;
-        }
-        v = v * base + digit;
-        if (v > 0xFFFFu) {
-            return false;
-        }
-    }
-    *node = (uint16_t)v;
-    return true;
-}
-
 static bool be_handles(const sprig_backend *b, const sprig_url *url)
 {
     (void)b;
@@ -401,7 +364,8 @@ static sprig_status be_dial(sprig_backend *b, const sprig_url *url, sprig_sock_t
     if (type != SPRIG_SOCK_DGRAM) {
         return SPRIG_STATUS_UNIMPLEMENTED;
     }
-    if (!url_node(url, &node) || node == SPRIG_NS_NODE_NONE || !url->has_port || url->port == 0) {
+    if (!sprig_url_node(url, &node) || node == SPRIG_NS_NODE_NONE || !url->has_port ||
+        url->port == 0) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     uint16_t lport = ephemeral(be);
@@ -419,7 +383,7 @@ static sprig_status be_listen(sprig_backend *b, const sprig_url *url, sprig_sock
     if (type != SPRIG_SOCK_DGRAM) {
         return SPRIG_STATUS_UNIMPLEMENTED;
     }
-    if (!url_node(url, &node)) {
+    if (!sprig_url_node(url, &node)) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     if (node != 0 && node != sprig_ns_node_id(be->node)) {

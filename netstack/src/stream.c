@@ -945,40 +945,6 @@ static sprig_ns_stream_backend *be_of(const sprig_backend *b)
     return (sprig_ns_stream_backend *)(void *)(uintptr_t)b; /* backend is the first member */
 }
 
-/* NODE of sprig://NODE:PORT: decimal, 0x-hexadecimal, or under the ULA prefix. */
-static bool url_node(const sprig_url *url, uint16_t *node)
-{
-    if (url->host_is_ip) {
-        return sprig_addr_is_node(&url->addr, node);
-    }
-    const char *p = url->host.ptr;
-    size_t n = url->host.len, i = 0;
-    uint32_t base = 10, v = 0;
-    if (p == NULL || n == 0) {
-        return false;
-    }
-    if (n > 2 && p[0] == '0' && (p[1] | 0x20) == 'x') {
-        base = 16;
-        i = 2;
-    }
-    for (; i < n; i++) {
-        uint32_t ch = (uint8_t)p[i], d;
-        if (ch - '0' < 10u) {
-            d = ch - '0';
-        } else if (base == 16 && (ch | 0x20u) - 'a' < 6u) {
-            d = (ch | 0x20u) - 'a' + 10;
-        } else {
-            return false;
-        }
-        v = v * base + d;
-        if (v > 0xFFFFu) {
-            return false;
-        }
-    }
-    *node = (uint16_t)v;
-    return true;
-}
-
 static bool be_handles(const sprig_backend *b, const sprig_url *url)
 {
     (void)b;
@@ -1016,7 +982,7 @@ static sprig_status open_url(sprig_backend *b, const sprig_url *url, sprig_sock_
         return SPRIG_STATUS_RESOURCE_EXHAUSTED;
     }
     uint16_t node = 0, port = url->has_port ? url->port : 0;
-    if (!url_node(url, &node)) {
+    if (!sprig_url_node(url, &node)) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     if (listen) {

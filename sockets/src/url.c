@@ -460,6 +460,36 @@ sprig_status sprig_url_parse(const char *text, sprig_url *u)
     return parse_authority(auth, auth_len, u);
 }
 
+bool sprig_url_node(const sprig_url *url, uint16_t *node)
+{
+    if (url->host_is_ip) {
+        return sprig_addr_is_node(&url->addr, node);
+    }
+    const char *p = url->host.ptr;
+    size_t n = url->host.len, i = 0;
+    unsigned base = 10;
+    uint32_t v = 0;
+    if (p == NULL || n == 0) {
+        return false;
+    }
+    if (n > 2 && p[0] == '0' && lower(p[1]) == 'x') {
+        base = 16;
+        i = 2;
+    }
+    for (; i < n; i++) {
+        int d = hex_value(p[i]);
+        if (d < 0 || (unsigned)d >= base) {
+            return false;
+        }
+        v = v * base + (unsigned)d;
+        if (v > 0xFFFFu) {
+            return false;
+        }
+    }
+    *node = (uint16_t)v;
+    return true;
+}
+
 bool sprig_url_scheme_is(const sprig_url *url, const char *name)
 {
     return str_ieq(url->scheme_name, name);

@@ -187,6 +187,34 @@ static void test_url_addr_format_and_nodes(void **state)
                      SPRIG_STATUS_RESOURCE_EXHAUSTED);
 }
 
+static void test_url_node_forms(void **state)
+{
+    (void)state;
+    sprig_url u;
+    uint16_t node = 0;
+    assert_int_equal(sprig_url_parse("sprig://12:80", &u), SPRIG_STATUS_OK);
+    assert_true(sprig_url_node(&u, &node));
+    assert_int_equal(node, 12);
+    assert_int_equal(sprig_url_parse("sprig://0x0C:80", &u), SPRIG_STATUS_OK);
+    assert_true(sprig_url_node(&u, &node));
+    assert_int_equal(node, 12);
+    assert_int_equal(sprig_url_parse("sprig://65535:1", &u), SPRIG_STATUS_OK);
+    assert_true(sprig_url_node(&u, &node));
+    assert_int_equal(node, 65535);
+    assert_int_equal(sprig_url_parse("sprig://[fd00:5350:5247::c]:80", &u), SPRIG_STATUS_OK);
+    assert_true(sprig_url_node(&u, &node));
+    assert_int_equal(node, 12);
+    static const char *const bad[] = {"sprig://65536:1",  "sprig://0x10000:1", "sprig://12a:1",
+                                      "sprig://0x:1",     "sprig://[::1]:1",   "sprig://host:1",
+                                      "sprig://1.2.3.4:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(sprig_url_parse(bad[i], &u), SPRIG_STATUS_OK);
+        if (sprig_url_node(&u, &node)) {
+            fail_msg("%s named a node", bad[i]);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_url_rejects_malformed),
         cmocka_unit_test(test_url_ipv4_literals_strict),
         cmocka_unit_test(test_url_addr_format_and_nodes),
+        cmocka_unit_test(test_url_node_forms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

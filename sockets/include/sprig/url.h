@@ -82,6 +82,9 @@ typedef struct sprig_url {
 } sprig_url;
 
 sprig_status sprig_url_parse(const char *text, sprig_url *out);
+/* The netstack node a URL names: HOST as decimal ("12") or 0x-hexadecimal ("0x0c") 0..65535,
+ * or an IPv6 literal under the netstack prefix ("[fd00:5350:5247::c]"). False otherwise. */
+bool sprig_url_node(const sprig_url *url, uint16_t *node);
 /* Case-insensitive comparison of the URL's scheme with a name. */
 bool sprig_url_scheme_is(const sprig_url *url, const char *name);
 /* Copy a slice into a NUL-terminated buffer; RESOURCE_EXHAUSTED if it does not fit. */
