@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "support.h"
 
+#include "ns_os_fixture.h"
+
 #include <fcntl.h>
 #include <pty.h>
 #include <signal.h>
@@ -100,58 +102,6 @@ static void net_deinit(net *t)
     sprig_os_loop_deinit(&t->ol);
 }
 
-static bool never(void *arg)
-{
-    (void)arg;
-    return false;
-}
-
-/* Run the real loop for a while. */
-static void spin(net *t, sprig_time dt)
-{
-    assert_int_equal(sprig_loop_run_until(&t->ol.loop, never, NULL, dt),
-                     SPRIG_STATUS_DEADLINE_EXCEEDED);
-}
-
-static sprig_sock *open_via(side *s, const char *url, bool listen)
-{
-    sprig_url u;
-    sprig_sock *k = NULL;
-    assert_int_equal(sprig_url_parse(url, &u), SPRIG_STATUS_OK);
-    sprig_status st = listen ? s->be.backend.listen(&s->be.backend, &u, SPRIG_SOCK_DGRAM, &k)
-                             : s->be.backend.dial(&s->be.backend, &u, SPRIG_SOCK_DGRAM, &k);
-    assert_int_equal(st, SPRIG_STATUS_OK);
-    return k;
-}
-
-typedef struct wait_recv {
-    sprig_sock *sock;
-    uint8_t *buf;
-    size_t cap, len;
-    sprig_addr from;
-    sprig_status st;
-} wait_recv;
-
-static bool got_one(void *arg)
-{
-    wait_recv *w = arg;
-    w->st = sprig_sock_recv_from(w->sock, w->buf, w->cap, &w->len, &w->from);
-    return w->st != SPRIG_STATUS_UNAVAILABLE;
-}
-
-/* Receive one datagram within 2 s. */
-static size_t recv_one(net *t, sprig_sock *k, uint8_t *buf, size_t cap, sprig_addr *from)
-{
-    wait_recv w = {.sock = k, .buf = buf, .cap = cap};
-    assert_int_equal(sprig_loop_run_until(&t->ol.loop, got_one, &w, SPRIG_TIME_S(2)),
-                     SPRIG_STATUS_OK);
-    assert_int_equal(w.st, SPRIG_STATUS_OK);
-    if (from != NULL) {
-        *from = w.from;
-    }
-    return w.len;
-}
-
 /* Send, running the loop while the link queue is full (UNAVAILABLE). */
 static void send_retry(net *t, sprig_sock *k, const uint8_t *data, size_t len)
 {
@@ -176,9 +126,9 @@ static void fill(uint8_t *p, size_t len, unsigned seed)
 /* Messages of many sizes each way; every one arrives intact and in order (a lossless line). */
 static void exchange(net *t, unsigned count)
 {
-    sprig_sock *srv = open_via(&t->s[1], "sprig://2:7", true);
-    sprig_sock *cli = open_via(&t->s[0], "sprig://2:7", false);
-    spin(t, SPRIG_TIME_MS(5)); /* CONNECTED */
+    sprig_sock *srv = nsos_open(&t->s[1].be, "sprig://2:7", true);
+    sprig_sock *cli = nsos_open(&t->s[0].be, "sprig://2:7", false);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(5)); /* CONNECTED */
     assert_int_equal(sprig_sock_max_message_size(cli), MTU - 14);
     static uint8_t out[MTU], in[MTU];
     sprig_addr from;
@@ -186,19 +136,19 @@ static void exchange(net *t, unsigned count)
         size_t len = 1 + (i * 97u) % (MTU - 14);
         fill(out, len, i);
         send_retry(t, cli, out, len);
-        size_t n = recv_one(t, srv, in, sizeof(in), &from);
+        size_t n = nsos_recv_one(&t->ol.loop, srv, in, sizeof(in), &from);
         assert_int_equal(n, len);
         assert_memory_equal(in, out, len);
         /* and back */
         fill(out, len, i + 1000u);
         assert_int_equal(sprig_sock_send_to(srv, out, len, &from), SPRIG_STATUS_OK);
-        n = recv_one(t, cli, in, sizeof(in), NULL);
+        n = nsos_recv_one(&t->ol.loop, cli, in, sizeof(in), NULL);
         assert_int_equal(n, len);
         assert_memory_equal(in, out, len);
     }
     sprig_sock_close(cli);
     sprig_sock_close(srv);
-    spin(t, SPRIG_TIME_MS(5));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(5));
 }
 
 static void test_os_serial_socketpair_exchange(void **state)
@@ -220,7 +170,7 @@ static void test_os_serial_socketpair_exchange(void **state)
     }
     /* the other end goes away: end of file stops the link with ABORTED */
     sprig_ns_serial_fd_deinit(&t->s[0].link);
-    spin(t, SPRIG_TIME_MS(20));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(20));
     assert_int_equal(sprig_ns_serial_fd_status(&t->s[1].link), SPRIG_STATUS_ABORTED);
     net_deinit(t);
 }
@@ -239,9 +189,9 @@ static void test_os_serial_back_pressure(void **state)
     assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)), 0);
     side_up(t, 0, sv[0]);
     side_up(t, 1, sv[1]);
-    sprig_sock *srv = open_via(&t->s[1], "sprig://2:7", true);
-    sprig_sock *cli = open_via(&t->s[0], "sprig://2:7", false);
-    spin(t, SPRIG_TIME_MS(5));
+    sprig_sock *srv = nsos_open(&t->s[1].be, "sprig://2:7", true);
+    sprig_sock *cli = nsos_open(&t->s[0].be, "sprig://2:7", false);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(5));
     static uint8_t out[MTU], in[MTU];
     enum { N = 30 };
     for (unsigned i = 0; i < N; i++) {
@@ -250,7 +200,7 @@ static void test_os_serial_back_pressure(void **state)
     }
     assert_true(t->s[0].link.stats.write_stalls > 0);
     for (unsigned i = 0; i < N; i++) {
-        size_t n = recv_one(t, srv, in, sizeof(in), NULL);
+        size_t n = nsos_recv_one(&t->ol.loop, srv, in, sizeof(in), NULL);
         fill(out, 1000, i);
         assert_int_equal(n, 1000);
         assert_memory_equal(in, out, 1000);
@@ -258,7 +208,7 @@ static void test_os_serial_back_pressure(void **state)
     assert_int_equal(t->s[1].link.serial.stats.rx.frames, N);
     sprig_sock_close(cli);
     sprig_sock_close(srv);
-    spin(t, SPRIG_TIME_MS(5));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(5));
     net_deinit(t);
 }
 
@@ -407,7 +357,7 @@ static void test_os_serial_garbage_resync(void **state)
     side_up(t, 1, sv[1]); /* node 2; the test plays node 1 on sv[0], writing raw bytes */
     sprig_ns_node_cfg nc = {.id = 1, .loop = &t->ol.loop, .pool = &t->pool};
     assert_int_equal(sprig_ns_node_init(&t->s[0].node, &nc), SPRIG_STATUS_OK);
-    sprig_sock *srv = open_via(&t->s[1], "sprig://2:7", true);
+    sprig_sock *srv = nsos_open(&t->s[1].be, "sprig://2:7", true);
     static line l;
     memset(&l, 0, sizeof(l));
     uint32_t rng = 12345;
@@ -437,20 +387,20 @@ static void test_os_serial_garbage_resync(void **state)
     static uint8_t in[MTU], pkt[MTU];
     sprig_addr from;
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        size_t n = recv_one(t, srv, in, sizeof(in), &from);
+        size_t n = nsos_recv_one(&t->ol.loop, srv, in, sizeof(in), &from);
         size_t plen = make_packet(good[i], pkt) - SPRIG_NS_HEADER_LEN - SPRIG_NS_DGRAM_HEADER_LEN;
         assert_int_equal(n, plen);
         assert_memory_equal(in, pkt + SPRIG_NS_HEADER_LEN + SPRIG_NS_DGRAM_HEADER_LEN, plen);
         assert_int_equal(from.port, 1000);
     }
-    spin(t, SPRIG_TIME_MS(20));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(20));
     size_t len = 0;
     assert_int_equal(sprig_sock_recv(srv, in, sizeof(in), &len), SPRIG_STATUS_UNAVAILABLE);
     const sprig_ns_serial_stats *st = &t->s[1].link.serial.stats;
     assert_int_equal(st->rx.frames, 6);
     assert_true(st->rx.crc_errors + st->rx.framing_errors >= 5); /* 2, 4, 6+7, 10, junk */
     sprig_sock_close(srv);
-    spin(t, SPRIG_TIME_MS(5));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(5));
     close(sv[0]);
     sprig_ns_dgram_deinit(&t->s[1].be);
     sprig_ns_serial_fd_deinit(&t->s[1].link);
@@ -474,9 +424,9 @@ static void test_os_serial_junk_between_live_frames(void **state)
     assert_true(inject >= 0);
     side_up(t, 0, sv[0]);
     side_up(t, 1, sv[1]);
-    sprig_sock *srv = open_via(&t->s[1], "sprig://2:7", true);
-    sprig_sock *cli = open_via(&t->s[0], "sprig://2:7", false);
-    spin(t, SPRIG_TIME_MS(5));
+    sprig_sock *srv = nsos_open(&t->s[1].be, "sprig://2:7", true);
+    sprig_sock *cli = nsos_open(&t->s[0].be, "sprig://2:7", false);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(5));
     uint32_t rng = 777;
     static uint8_t out[MTU], in[MTU];
     for (unsigned i = 0; i < 30; i++) {
@@ -487,7 +437,7 @@ static void test_os_serial_junk_between_live_frames(void **state)
         l.len = 0;
         put_junk(&l, 1 + i * 7u % 60, i % 2 == 0, &rng);
         assert_int_equal(write(inject, l.bytes, l.len), (ssize_t)l.len);
-        size_t n = recv_one(t, srv, in, sizeof(in), NULL);
+        size_t n = nsos_recv_one(&t->ol.loop, srv, in, sizeof(in), NULL);
         assert_int_equal(n, len);
         assert_memory_equal(in, out, len);
     }
@@ -496,7 +446,7 @@ static void test_os_serial_junk_between_live_frames(void **state)
     close(inject);
     sprig_sock_close(cli);
     sprig_sock_close(srv);
-    spin(t, SPRIG_TIME_MS(5));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(5));
     net_deinit(t);
 }
 

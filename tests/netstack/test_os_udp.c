@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "support.h"
 
+#include "ns_os_fixture.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -109,56 +111,6 @@ static void net_deinit(net *t)
     sprig_os_loop_deinit(&t->ol);
 }
 
-static bool never(void *arg)
-{
-    (void)arg;
-    return false;
-}
-
-static void spin(net *t, sprig_time dt)
-{
-    assert_int_equal(sprig_loop_run_until(&t->ol.loop, never, NULL, dt),
-                     SPRIG_STATUS_DEADLINE_EXCEEDED);
-}
-
-static sprig_sock *open_via(side *s, const char *url, bool listen)
-{
-    sprig_url u;
-    sprig_sock *k = NULL;
-    assert_int_equal(sprig_url_parse(url, &u), SPRIG_STATUS_OK);
-    sprig_status st = listen ? s->be.backend.listen(&s->be.backend, &u, SPRIG_SOCK_DGRAM, &k)
-                             : s->be.backend.dial(&s->be.backend, &u, SPRIG_SOCK_DGRAM, &k);
-    assert_int_equal(st, SPRIG_STATUS_OK);
-    return k;
-}
-
-typedef struct wait_recv {
-    sprig_sock *sock;
-    uint8_t *buf;
-    size_t cap, len;
-    sprig_addr from;
-    sprig_status st;
-} wait_recv;
-
-static bool got_one(void *arg)
-{
-    wait_recv *w = arg;
-    w->st = sprig_sock_recv_from(w->sock, w->buf, w->cap, &w->len, &w->from);
-    return w->st != SPRIG_STATUS_UNAVAILABLE;
-}
-
-static size_t recv_one(net *t, sprig_sock *k, uint8_t *buf, size_t cap, sprig_addr *from)
-{
-    wait_recv w = {.sock = k, .buf = buf, .cap = cap};
-    assert_int_equal(sprig_loop_run_until(&t->ol.loop, got_one, &w, SPRIG_TIME_S(2)),
-                     SPRIG_STATUS_OK);
-    assert_int_equal(w.st, SPRIG_STATUS_OK);
-    if (from != NULL) {
-        *from = w.from;
-    }
-    return w.len;
-}
-
 static void fill(uint8_t *p, size_t len, unsigned seed)
 {
     for (size_t i = 0; i < len; i++) {
@@ -168,9 +120,9 @@ static void fill(uint8_t *p, size_t len, unsigned seed)
 
 static void exchange(net *t, unsigned count)
 {
-    sprig_sock *srv = open_via(&t->s[1], "sprig://2:7", true);
-    sprig_sock *cli = open_via(&t->s[0], "sprig://2:7", false);
-    spin(t, SPRIG_TIME_MS(5));
+    sprig_sock *srv = nsos_open(&t->s[1].be, "sprig://2:7", true);
+    sprig_sock *cli = nsos_open(&t->s[0].be, "sprig://2:7", false);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(5));
     assert_int_equal(sprig_sock_max_message_size(cli), MTU - 14);
     static uint8_t out[MTU], in[MTU];
     sprig_addr from;
@@ -178,18 +130,18 @@ static void exchange(net *t, unsigned count)
         size_t len = 1 + (i * 97u) % (MTU - 14);
         fill(out, len, i);
         assert_int_equal(sprig_sock_send(cli, out, len, NULL), SPRIG_STATUS_OK);
-        size_t n = recv_one(t, srv, in, sizeof(in), &from);
+        size_t n = nsos_recv_one(&t->ol.loop, srv, in, sizeof(in), &from);
         assert_int_equal(n, len);
         assert_memory_equal(in, out, len);
         fill(out, len, i + 1000u);
         assert_int_equal(sprig_sock_send_to(srv, out, len, &from), SPRIG_STATUS_OK);
-        n = recv_one(t, cli, in, sizeof(in), NULL);
+        n = nsos_recv_one(&t->ol.loop, cli, in, sizeof(in), NULL);
         assert_int_equal(n, len);
         assert_memory_equal(in, out, len);
     }
     sprig_sock_close(cli);
     sprig_sock_close(srv);
-    spin(t, SPRIG_TIME_MS(5));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(5));
 }
 
 static void test_os_udp_exchange(void **state)
@@ -214,7 +166,7 @@ static void test_os_udp_exchange(void **state)
                      SPRIG_STATUS_OK);
     assert_int_equal(sprig_ns_node_ping(&t->s[1].node, 1, 1, 1, (const uint8_t *)"hi", 2, 0),
                      SPRIG_STATUS_OK);
-    spin(t, SPRIG_TIME_MS(50));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(50));
     assert_int_equal(t->s[0].echo_replies, 1);
     assert_int_equal(t->s[1].echo_replies, 1);
     net_deinit(t);
@@ -244,17 +196,17 @@ static void test_os_udp_garbage_dropped(void **state)
     junk[0] = 0x00; /* version 0: never a netstack packet */
     /* before the peer is known: garbage does not teach the listener a peer */
     send_raw(stray, &b_addr, junk, 100);
-    spin(t, SPRIG_TIME_MS(20));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(20));
     assert_int_equal(t->s[1].link.stats.bad, 1);
     assert_false(t->s[1].link.has_peer);
     /* node 2 cannot send yet: dropped and counted */
     assert_int_equal(sprig_ns_node_ping(&t->s[1].node, 1, 1, 1, NULL, 0, 0), SPRIG_STATUS_OK);
-    spin(t, SPRIG_TIME_MS(5));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(5));
     assert_int_equal(t->s[1].link.stats.no_peer, 1);
     assert_int_equal(t->s[1].echo_replies, 0);
     /* node 1 pings: node 2 learns it and answers */
     assert_int_equal(sprig_ns_node_ping(&t->s[0].node, 2, 1, 2, NULL, 0, 0), SPRIG_STATUS_OK);
-    spin(t, SPRIG_TIME_MS(50));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(50));
     assert_int_equal(t->s[0].echo_replies, 1);
     /* from the learnt peer's own socket: garbage, an empty datagram, one over the MTU */
     send_raw(t->s[0].link.fd, &b_addr, junk, 64);
@@ -263,7 +215,7 @@ static void test_os_udp_garbage_dropped(void **state)
     send_raw(t->s[0].link.fd, &b_addr, junk, MTU + 1);
     /* a stray sender after the peer is known */
     send_raw(stray, &b_addr, junk, 100);
-    spin(t, SPRIG_TIME_MS(50));
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(50));
     const sprig_ns_udp_stats *st = &t->s[1].link.stats;
     assert_int_equal(st->bad, 3);
     assert_int_equal(st->too_long, 1);
