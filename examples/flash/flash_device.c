@@ -42,6 +42,7 @@
 #include "sprig/transfer.h"
 #include "sprig/transfer_flash.h"
 #include "sprig/transfer_os.h"
+#include "sprig/url.h"
 
 #define PROG          "sprig-flash-device"
 #define MAX_LISTENERS 4
@@ -476,6 +477,21 @@ static void on_listener(sprig_sock *l, sprig_sock_event ev, sprig_status status,
     }
 }
 
+/* "scheme://address" of a listener (the real port for port 0), or the URL as given. */
+static void bound_url(const char *url, const sprig_sock *l, char *out, size_t cap)
+{
+    sprig_url u;
+    sprig_addr a;
+    char addr[SPRIG_ADDR_STR_MAX];
+    if (sprig_url_parse(url, &u) == SPRIG_STATUS_OK && u.host.ptr != NULL &&
+        sprig_sock_local_addr(l, &a) == SPRIG_STATUS_OK &&
+        sprig_addr_format(&a, addr, sizeof(addr)) == SPRIG_STATUS_OK) {
+        snprintf(out, cap, "%.*s://%s", (int)u.scheme_name.len, u.scheme_name.ptr, addr);
+    } else {
+        snprintf(out, cap, "%s", url);
+    }
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: %s --listen URL [--listen URL ...] [--flash FILE] [--verbose]\n", PROG);
@@ -558,7 +574,9 @@ int main(int argc, char **argv)
         }
         s->listeners[s->nlisteners++] = l;
         sprig_sock_set_callback(l, on_listener, s);
-        printf("%s: listening on %s\n", PROG, urls[i]);
+        char where[300];
+        bound_url(urls[i], l, where, sizeof(where));
+        printf("%s: listening on %s\n", PROG, where);
     }
     if (!backend) {
         goto out;

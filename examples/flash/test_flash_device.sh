@@ -3,7 +3,8 @@
 # firmware image of an odd size, get it back (cmp, sha256), check the erase/program counts the
 # device prints; exactly the partition size works; one byte more is refused with DATA_LOSS (exit
 # 25) and leaves no image; read-only and unknown partitions are refused (17, 15); a device
-# restarted on the same --flash file still serves the committed image. Nothing here depends on
+# restarted on the same --flash file still serves the committed image and not the invalidated
+# one; the same over TCP. Nothing here depends on
 # timing: the only wait is for the device to print its address, bounded by a generous limit.
 #
 #   test_flash_device.sh PATH/TO/sprig-flash-device PATH/TO/sprig-transfer
@@ -112,13 +113,29 @@ expect_exit 0 "$XFER" get --quiet "$URL" bootloader "$WORK/boot.bin"
 (($(stat -c %s "$WORK/boot.bin") == 65536)) || fail "bootloader size"
 echo "ok: refusals"
 
-# 5. a small config with a 16-byte page, then a restart on the same flash file keeps it
-head -c 1000 /dev/urandom >"$WORK/config.bin"
-expect_exit 0 "$XFER" put --quiet "$URL" "$WORK/config.bin" config
-[[ $(last_report dev.log) == *"1 block(s) erased"*"1008 byte(s) programmed"* ]] ||
-    fail "config put: $(last_report dev.log)"
+# 5. over TCP (port 0: the device prints the port it got), a device in RAM
 stop_device
 grep -q ' 0 rule violations' "$WORK/dev.log" || fail "flash rules violated"
+start_device tcp.log --listen tcp://127.0.0.1:0
+TCP_URL=$(sed -n 's/^sprig-flash-device: listening on //p' "$WORK/tcp.log")
+[[ $TCP_URL == tcp://127.0.0.1:* && $TCP_URL != *:0 ]] || fail "tcp address '$TCP_URL'"
+expect_exit 0 "$XFER" put --quiet "$TCP_URL" "$WORK/fw.bin" firmware
+expect_exit 0 "$XFER" get --quiet "$TCP_URL" firmware "$WORK/tcp-back.bin"
+cmp "$WORK/fw.bin" "$WORK/tcp-back.bin" || fail "firmware over tcp differs"
+stop_device
+grep -q ' 0 rule violations' "$WORK/tcp.log" || fail "flash rules violated (tcp)"
+echo "ok: tcp"
+# the first device's flash file again: the invalidated firmware stayed invalid
+start_device dev1.log --listen "$URL" --flash "$FLASH"
+grep -q 'firmware .* empty' "$WORK/dev1.log" || fail "restart: firmware not empty"
+
+# 6. a small config with a 16-byte page, then a restart on the same flash file keeps it
+head -c 1000 /dev/urandom >"$WORK/config.bin"
+expect_exit 0 "$XFER" put --quiet "$URL" "$WORK/config.bin" config
+[[ $(last_report dev1.log) == *"1 block(s) erased"*"1008 byte(s) programmed"* ]] ||
+    fail "config put: $(last_report dev1.log)"
+stop_device
+grep -q ' 0 rule violations' "$WORK/dev1.log" || fail "flash rules violated"
 start_device dev2.log --listen "$URL" --flash "$FLASH"
 grep -q 'config .* 1000 bytes committed' "$WORK/dev2.log" || fail "restart lost the config"
 expect_exit 0 "$XFER" get --quiet "$URL" config "$WORK/config-back.bin"
