@@ -197,10 +197,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "sprig-ping: loop: %s\n", sprig_status_str(st));
         return 2;
     }
-    sprig_ns_os_opts opts = {.on_icmp = on_icmp, .icmp_arg = &p};
+    char why[256] = "";
+    sprig_ns_os_opts opts = {
+        .on_icmp = on_icmp, .icmp_arg = &p, .error = why, .error_cap = sizeof(why)};
     st = sprig_ns_os_open(&p.ol, url, &opts, &p.ep);
     if (st != SPRIG_STATUS_OK) {
-        fprintf(stderr, "sprig-ping: %s: %s\n", url, sprig_status_str(st));
+        fprintf(stderr, "sprig-ping: %s: %s%s%s\n", url, why, why[0] != '\0' ? ": " : "",
+                sprig_status_str(st));
         sprig_os_loop_deinit(&p.ol);
         return 2;
     }
