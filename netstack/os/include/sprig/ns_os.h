@@ -111,8 +111,8 @@ sprig_status sprig_ns_tty_set_raw(int fd, uint32_t baud);
 
 /* One row of a listening link's peer table: packets to `node` go to `addr`. */
 typedef struct sprig_ns_udp_peer {
-    sprig_addr addr; /* the UDP address `node` last sent a good packet from */
     uint64_t heard;  /* the link's receive count then: the smallest is evicted first */
+    sprig_addr addr; /* the UDP address `node` last sent a good packet from */
     uint16_t node;   /* 0: a free row */
 } sprig_ns_udp_peer;
 
