@@ -11,8 +11,9 @@
  *   Ownership: the link structs live in caller storage and must stay put while in use. A
  *     descriptor handed to sprig_ns_serial_fd_init() is closed by deinit only when own_fd is
  *     set; descriptors the functions here open themselves are always closed by deinit.
- *   Memory: the links do not allocate (receive buffers come from cfg.pool).
- *     sprig_ns_os_open() is a host convenience and allocates its endpoint.
+ *   Memory: the links do not allocate (receive buffers come from cfg.pool, a listening UDP
+ *     link's peer table from cfg.peers). sprig_ns_os_open() and sprig_ns_os_set are host
+ *     conveniences and allocate.
  *   TTYs: opened O_RDWR|O_NOCTTY|O_NONBLOCK|O_CLOEXEC in raw mode (cfmakeraw, CLOCAL|CREAD,
  *     VMIN=0, VTIME=0). The line is never set to 1200 baud: opening a Raspberry Pi Pico's USB
  *     CDC port at 1200 baud and closing it reboots the Pico into its bootloader, so 1200 is
@@ -187,7 +188,9 @@ size_t sprig_ns_udp_peer_count(const sprig_ns_udp *u);
 
 /* serial:PATH?node=N&peer=P&baud=B&mtu=M
  * sprig+udp://PEERHOST:PORT?node=N&peer=P&bind=LPORT&mtu=M   (dial a peer)
- * sprig+udp://LOCALHOST:PORT?node=N&listen=1                 (bind; learn the peer)
+ * sprig+udp://LOCALHOST:PORT?node=N&listen=1&peers=K        (bind; serve every node that
+ *                                                             sends: a peer table of K rows,
+ *                                                             default 16, see sprig_ns_udp_cfg)
  * A host node N (default 1) with one link and a default route through it; P (default 2) is
  * the node at the other end, for the caller's convenience (sprig://P:PORT). DGRAM, STREAM and
  * SEQPACKET (framed on STREAM) all work on sprig:// URLs through the endpoint. */
