@@ -64,8 +64,7 @@
 #define WINDOW_CHUNKS 16
 #define DIAL_TIMEOUT  SPRIG_TIME_MS(10000)
 #define REAP_PERIOD   SPRIG_TIME_MS(500)
-#define LOCAL_ID      1u  /* the client's own end of a transfer */
-#define NS_PORT       69u /* the service on a netstack node: sprig://NODE:69 */
+#define LOCAL_ID      1u /* the client's own end of a transfer */
 
 /* ---- messages and exit codes ------------------------------------------------------------------
  */
@@ -313,6 +312,8 @@ static void on_listener(sprig_sock *l, sprig_sock_event ev, sprig_status status,
         serve_conn(s, sock);
     }
 }
+
+#define NS_PORT 69u /* the service on a netstack node: sprig://NODE:69 */
 
 /* The URL to listen on or dial for one from the command line: serial:/sprig+udp: open the
  * netstack endpoint and become sprig://NODE:NS_PORT (sprig_ns_os_set_url); others unchanged.
