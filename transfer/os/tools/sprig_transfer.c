@@ -7,7 +7,9 @@
  *   sprig-transfer get [--quiet] [--resume] URL NAME LOCAL   download NAME into LOCAL
  *
  * URLs are sprig socket URLs: unix:PATH, tcp://HOST:PORT (port 0 picks a free one for serve;
- * the bound address is printed as "sprig-transfer: listening on URL").
+ * the bound address is printed as "sprig-transfer: listening on URL"), and, when the netstack is
+ * built, serial:PATH and sprig+udp://HOST:PORT (docs/netstack.md §11): a netstack endpoint, the
+ * service on sprig://NODE:69 through it (sprig_ns_os_set_url; serve is node 2, clients node 1).
  *
  * Names: a resource's id is the 65599 hash of its name (sprig/transfer_os.h). `put` first writes
  * the name to the server's name resource (id 1) so that the server can create the file, then
@@ -50,6 +52,9 @@
 #include "sprig/transfer.h"
 #include "sprig/transfer_os.h"
 #include "sprig/url.h"
+#ifdef TRANSFER_WITH_NETSTACK
+#include "sprig/ns_os.h"
+#endif
 
 #define PROG          "sprig-transfer"
 #define EXIT_USAGE    2
@@ -89,7 +94,10 @@ static void usage(FILE *f)
             "                            [--discard-partial] [--verbose]\n"
             "       %s put [--quiet] [--resume] URL LOCAL NAME\n"
             "       %s get [--quiet] [--resume] URL NAME LOCAL\n"
-            "URL: unix:PATH or tcp://HOST:PORT. NAME: a file name in the server's root (no '/',\n"
+            "URL: unix:PATH or tcp://HOST:PORT, or sprig's netstack: serial:PATH[?baud=B] or\n"
+            "sprig+udp://HOST:PORT (serve binds it and serves many clients; concurrent clients\n"
+            "need distinct ?node=N; port=N changes the service's netstack port 69).\n"
+            "NAME: a file name in the server's root (no '/',\n"
             "no leading '.', no control characters). Exit status: 0 ok, 2 usage, 10 + status.\n",
             PROG, PROG, PROG);
 }
@@ -100,6 +108,9 @@ static void usage(FILE *f)
 typedef struct env {
     sprig_os_loop ol;
     sprig_os_backend backend;
+#ifdef TRANSFER_WITH_NETSTACK
+    sprig_ns_os_set ns; /* serial: and sprig+udp: URLs */
+#endif
     sprig_os_fd sig_watch;
     int sfd;
     bool loop_ready, backend_ready, sig_ready;
@@ -131,6 +142,9 @@ static sprig_status env_init(env *e)
         return st;
     }
     e->backend_ready = true;
+#ifdef TRANSFER_WITH_NETSTACK
+    sprig_ns_os_set_init(&e->ns, &e->ol, NULL);
+#endif
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
@@ -154,6 +168,11 @@ static void env_deinit(env *e)
     if (e->sfd >= 0) {
         close(e->sfd);
     }
+#ifdef TRANSFER_WITH_NETSTACK
+    if (e->loop_ready) {
+        sprig_ns_os_set_close(&e->ns, SPRIG_TIME_MS(2000)); /* closed connections finish */
+    }
+#endif
     if (e->backend_ready) {
         sprig_os_backend_deinit(&e->backend);
     }
@@ -294,6 +313,33 @@ static void on_listener(sprig_sock *l, sprig_sock_event ev, sprig_status status,
     }
 }
 
+#define NS_PORT 69u /* the service on a netstack node: sprig://NODE:69 */
+
+/* The URL to listen on or dial for one from the command line: serial:/sprig+udp: open the
+ * netstack endpoint and become sprig://NODE:NS_PORT (sprig_ns_os_set_url); others unchanged.
+ * On failure prints why ("sprig-transfer: URL: reason"); the caller reports the status. */
+static sprig_status env_url(env *e, const char *url, bool listening, char *out, size_t cap)
+{
+#ifdef TRANSFER_WITH_NETSTACK
+    sprig_status st = sprig_ns_os_set_url(&e->ns, url, listening, NS_PORT, out, cap);
+    if (st != SPRIG_STATUS_OK) {
+        fprintf(stderr, "%s: %s: %s\n", PROG, url, sprig_ns_os_set_error(&e->ns));
+    }
+    return st;
+#else
+    (void)e;
+    (void)listening;
+    sprig_url u;
+    if (sprig_url_parse(url, &u) == SPRIG_STATUS_OK &&
+        (u.scheme == SPRIG_URL_SERIAL || sprig_url_scheme_is(&u, "sprig+udp"))) {
+        fprintf(stderr, "%s: %s: the netstack was not built\n", PROG, url);
+        return SPRIG_STATUS_UNIMPLEMENTED;
+    }
+    return (size_t)snprintf(out, cap, "%s", url) < cap ? SPRIG_STATUS_OK
+                                                       : SPRIG_STATUS_INVALID_ARGUMENT;
+#endif
+}
+
 /* "scheme://address" of a listener (the real port for port 0), or the URL as given. */
 static void bound_url(const char *url, const sprig_sock *l, char *out, size_t cap)
 {
@@ -301,7 +347,7 @@ static void bound_url(const char *url, const sprig_sock *l, char *out, size_t ca
     sprig_addr a;
     char addr[SPRIG_ADDR_STR_MAX];
     if (sprig_url_parse(url, &u) == SPRIG_STATUS_OK && u.host.ptr != NULL &&
-        sprig_sock_local_addr(l, &a) == SPRIG_STATUS_OK &&
+        u.scheme != SPRIG_URL_SPRIG && sprig_sock_local_addr(l, &a) == SPRIG_STATUS_OK &&
         sprig_addr_format(&a, addr, sizeof(addr)) == SPRIG_STATUS_OK) {
         snprintf(out, cap, "%.*s://%s", (int)u.scheme_name.len, u.scheme_name.ptr, addr);
     } else {
@@ -355,7 +401,11 @@ static int cmd_serve(int argc, char **argv)
     }
     for (size_t i = 0; i < nurls; i++) {
         sprig_sock *l = NULL;
-        st = sprig_sock_listen(&s->env.ol.loop, urls[i], SPRIG_SOCK_SEQPACKET, &l);
+        char lurl[300];
+        st = env_url(&s->env, urls[i], true, lurl, sizeof(lurl));
+        if (st == SPRIG_STATUS_OK) {
+            st = sprig_sock_listen(&s->env.ol.loop, lurl, SPRIG_SOCK_SEQPACKET, &l);
+        }
         if (st != SPRIG_STATUS_OK) {
             rc = fail(st, "listen on %s", urls[i]);
             goto out;
@@ -363,8 +413,9 @@ static int cmd_serve(int argc, char **argv)
         s->listeners[s->nlisteners++] = l;
         sprig_sock_set_callback(l, on_listener, s);
         char where[300];
-        bound_url(urls[i], l, where, sizeof(where));
-        printf("%s: listening on %s\n", PROG, where);
+        bound_url(lurl, l, where, sizeof(where));
+        printf("%s: listening on %s%s%s\n", PROG, where, strcmp(lurl, urls[i]) != 0 ? " via " : "",
+               strcmp(lurl, urls[i]) != 0 ? urls[i] : "");
     }
     printf("%s: serving %zu file(s) from %s\n", PROG, s->files.count, root);
     fflush(stdout);
@@ -510,7 +561,11 @@ static sprig_status client_connect(client *c, const char *url)
         return st;
     }
     sprig_sock *sock = NULL;
-    st = sprig_sock_dial_wait(&c->env.ol.loop, url, SPRIG_SOCK_SEQPACKET, DIAL_TIMEOUT, &sock);
+    char durl[300];
+    if ((st = env_url(&c->env, url, false, durl, sizeof(durl))) != SPRIG_STATUS_OK) {
+        return st;
+    }
+    st = sprig_sock_dial_wait(&c->env.ol.loop, durl, SPRIG_SOCK_SEQPACKET, DIAL_TIMEOUT, &sock);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }
