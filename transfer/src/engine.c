@@ -22,9 +22,13 @@
 #include <string.h>
 
 #include "internal.h"
+#include "sprig/config.h"
 
 enum { ST_START_SENT = 1, ST_ACK_SENT, ST_DATA, ST_ENDING };
 enum { DGRAM_DIALED = 1, DGRAM_BOUND };
+/* Constant false when SPRIG_CONFIG_TRANSFER_DGRAM is 0: the DGRAM code then compiles away. */
+#define IS_DGRAM(n) (SPRIG_CONFIG_TRANSFER_DGRAM && (n)->dgram != 0)
+#define IS_BOUND(n) (SPRIG_CONFIG_TRANSFER_DGRAM && (n)->dgram == DGRAM_BOUND)
 
 #define FL_OPEN     0x01u /* the handler is open */
 #define FL_RECOVERY 0x02u /* receiver: waiting for data at the expected offset */
@@ -77,8 +81,8 @@ static sprig_status tx_finish(sprig_transfer_node *n, sprig_buf *buf, const chun
 {
     sprig_status st = sprig_transfer_chunk_wrap(buf, c);
     if (st == SPRIG_STATUS_OK) {
-        st = n->dgram == DGRAM_BOUND ? sprig_sock_send_buf_to(n->cfg.sock, buf, to)
-                                     : sprig_sock_send_buf(n->cfg.sock, buf);
+        st = IS_BOUND(n) ? sprig_sock_send_buf_to(n->cfg.sock, buf, to)
+                         : sprig_sock_send_buf(n->cfg.sock, buf);
     }
     if (st != SPRIG_STATUS_OK) {
         sprig_buf_free(buf);
@@ -384,13 +388,13 @@ static void set_cwnd(session *s, unsigned k)
 {
     s->cwnd = (uint8_t)(k == 0 ? 1u : k > MAX_WINDOW ? MAX_WINDOW : k);
     s->window = s->cwnd * s->max_chunk;
-    s->round_end = s->offset + s->window;
+    s->round_end = (uint32_t)(s->offset + s->window);
 }
 
 /* DGRAM: a gap or a timeout means loss: halve the window, grow additively from here on. */
 static void on_loss(session *s)
 {
-    if (s->node->dgram != 0) {
+    if (IS_DGRAM(s->node)) {
         set_cwnd(s, s->cwnd / 2u);
         s->ssthresh = s->cwnd;
         grow_window(s);
@@ -400,7 +404,7 @@ static void on_loss(session *s)
 static void receiver_data(session *s, const chunk *c)
 {
     if (c->offset != s->offset) {
-        if (s->node->dgram != 0 && c->offset < s->offset) {
+        if (IS_DGRAM(s->node) && c->offset < s->offset) {
             return; /* a duplicate or a re-sent chunk we already have */
         }
         if ((s->flags & FL_RECOVERY) == 0) {
@@ -436,7 +440,7 @@ static void receiver_data(session *s, const chunk *c)
         end(s, st); /* closes the handler: commit (OK) or discard */
         return;
     }
-    if (s->node->dgram != 0 && s->offset >= s->round_end) { /* a window without loss */
+    if (IS_DGRAM(s->node) && (uint32_t)s->offset >= s->round_end) { /* a window without loss */
         set_cwnd(s, s->cwnd < s->ssthresh
                         ? (s->cwnd * 2u < s->ssthresh ? s->cwnd * 2u : s->ssthresh)
                         : s->cwnd + 1u);
@@ -512,7 +516,7 @@ static void on_timer(sprig_timer *timer, void *arg)
 
 static bool from_peer(const sprig_transfer_node *n, const session *s)
 {
-    return n->dgram != DGRAM_BOUND || memcmp(&s->peer, &n->from, sizeof(s->peer)) == 0;
+    return !IS_BOUND(n) || memcmp(&s->peer, &n->from, sizeof(s->peer)) == 0;
 }
 
 /* A session in use with this id (client < 0: either role); with `peer`, on a bound socket only
@@ -539,7 +543,7 @@ static session *lookup(sprig_transfer_node *n, uint32_t id, bool peer)
 /* DGRAM: the peer's session `id` ended here lately, so its START is a late copy. */
 static bool ended_lately(sprig_transfer_node *n, uint32_t id)
 {
-    for (size_t i = 0; n->dgram != 0 && i < n->cfg.max_sessions; i++) {
+    for (size_t i = 0; IS_DGRAM(n) && i < n->cfg.max_sessions; i++) {
         session *s = &n->cfg.sessions[i];
         if (!s->in_use && s->node != NULL && !s->client && s->id == id && from_peer(n, s) &&
             sprig_loop_now(n->cfg.loop) < s->next_send) {
@@ -560,7 +564,7 @@ static session *take(sprig_transfer_node *n)
             s->max_chunk = n->max_chunk;
             s->min_delay = n->cfg.min_delay_us;
             s->ssthresh = s->cwnd = (uint8_t)n->cfg.window_chunks;
-            if (n->dgram != 0) {
+            if (IS_DGRAM(n)) {
                 s->cwnd = 1; /* slow start */
             }
             s->size = SPRIG_TRANSFER_SIZE_UNKNOWN;
@@ -779,7 +783,7 @@ static void on_sock(sprig_sock *sock, sprig_sock_event ev, sprig_status status, 
         while (!n->dead) {
             size_t len = 0;
             sprig_status st =
-                n->dgram == DGRAM_BOUND
+                IS_BOUND(n)
                     ? sprig_sock_recv_from(sock, n->cfg.rx_buf, n->cfg.rx_cap, &len, &n->from)
                     : sprig_sock_recv(sock, n->cfg.rx_buf, n->cfg.rx_cap, &len);
             if (st != SPRIG_STATUS_OK) {
@@ -818,14 +822,15 @@ sprig_status sprig_transfer_init(sprig_transfer_node *node, const sprig_transfer
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     sprig_sock_type type = sprig_sock_type_of(cfg->sock);
-    if ((type != SPRIG_SOCK_SEQPACKET && type != SPRIG_SOCK_DGRAM) ||
+    if ((type != SPRIG_SOCK_SEQPACKET &&
+         (type != SPRIG_SOCK_DGRAM || !SPRIG_CONFIG_TRANSFER_DGRAM)) ||
         cfg->rx_cap < sprig_sock_max_message_size(cfg->sock) ||
         sprig_sock_max_message_size(cfg->sock) < SPRIG_TRANSFER_MIN_MESSAGE) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     node->cfg = *cfg;
     sprig_transfer_cfg *c = &node->cfg;
-    bool dgram = type == SPRIG_SOCK_DGRAM;
+    bool dgram = SPRIG_CONFIG_TRANSFER_DGRAM && type == SPRIG_SOCK_DGRAM;
     if (dgram) { /* a bound socket has no peer: it serves whoever sends */
         node->dgram = sprig_sock_peer_addr(cfg->sock, &node->from) == SPRIG_STATUS_OK ? DGRAM_DIALED
                                                                                       : DGRAM_BOUND;
@@ -871,7 +876,7 @@ static sprig_status start(sprig_transfer_node *n, const sprig_transfer_opts *o, 
     if (n->dead) {
         return SPRIG_STATUS_FAILED_PRECONDITION;
     }
-    if (n->dgram == DGRAM_BOUND) {
+    if (IS_BOUND(n)) {
         return SPRIG_STATUS_UNIMPLEMENTED;
     }
     session *s = take(n);

@@ -225,7 +225,7 @@ typedef struct sprig_transfer_session {
     uint32_t peer_version;
     sprig_status status; /* final status once completing */
     sprig_addr peer;     /* bound DGRAM socket: the peer's address */
-    uint64_t round_end;  /* DGRAM receiver: a loss-free window ends here (then it grows) */
+    uint32_t round_end;  /* DGRAM receiver: a loss-free window ends here (then it grows) */
     uint8_t cwnd;        /* DGRAM receiver: window in chunks (slow start, halve on loss) */
     uint8_t ssthresh;    /* DGRAM receiver: doubling stops here, then +1 chunk per window */
     uint8_t in_use;
