@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sprig-transfer end to end (registered by transfer/os/tools/CMakeLists.txt as the ctest
-# integration_transfer_cli): a server on a unix socket and on tcp://127.0.0.1:0; put and get files
-# of 0 B, 1 B, 100 KiB and 3 MiB of random bytes both ways over both, byte-exact (cmp, sha256);
+# integration_transfer_cli): a server on a unix socket, on tcp://127.0.0.1:0 and on
+# udp://127.0.0.1:0 (DGRAM: the engine recovers losses itself); put and get files
+# of 0 B, 1 B, 100 KiB and 3 MiB of random bytes both ways over all three, byte-exact (cmp, sha256);
 # get --resume and put --resume from partial files; refusals with their exit codes (NOT_FOUND 15,
 # INVALID_ARGUMENT 13, PERMISSION_DENIED 17). Nothing here depends on timing: the only wait is
 # for the server to print its addresses, bounded by a generous limit.
@@ -63,7 +64,8 @@ expect_exit() {
 }
 
 mkdir -p "$WORK/root" "$WORK/ro" "$WORK/local"
-start_server main --listen "unix:$WORK/s.sock" --listen tcp://127.0.0.1:0 --root "$WORK/root"
+start_server main --listen "unix:$WORK/s.sock" --listen tcp://127.0.0.1:0 --listen udp://127.0.0.1:0 \
+    --root "$WORK/root"
 SERVER_URLS=("${URLS[@]}")
 echo "server: ${SERVER_URLS[*]}"
 

@@ -1,13 +1,16 @@
 /*
- * sprig-transfer — move files with sprig::transfer (pw_transfer v2 chunks on a SEQPACKET socket).
+ * sprig-transfer — move files with sprig::transfer (pw_transfer v2 chunks on a SEQPACKET or DGRAM
+ * socket).
  *
  *   sprig-transfer serve --listen URL [--listen URL ...] --root DIR [--read-only]
  *                        [--discard-partial] [--verbose]
  *   sprig-transfer put [--quiet] [--resume] URL LOCAL NAME   upload LOCAL as NAME
  *   sprig-transfer get [--quiet] [--resume] URL NAME LOCAL   download NAME into LOCAL
  *
- * URLs are sprig socket URLs: unix:PATH, tcp://HOST:PORT (port 0 picks a free one for serve;
- * the bound address is printed as "sprig-transfer: listening on URL").
+ * URLs are sprig socket URLs: unix:PATH, tcp://HOST:PORT (SEQPACKET), udp://HOST:PORT (DGRAM: the
+ * engine retransmits and adapts its window to loss; `serve` runs one node on the bound socket
+ * for every peer). Port 0 picks a free one for serve; the bound address is printed as
+ * "sprig-transfer: listening on URL".
  *
  * Names: a resource's id is the 65599 hash of its name (sprig/transfer_os.h). `put` first writes
  * the name to the server's name resource (id 1) so that the server can create the file, then
@@ -355,16 +358,21 @@ static int cmd_serve(int argc, char **argv)
     }
     for (size_t i = 0; i < nurls; i++) {
         sprig_sock *l = NULL;
-        st = sprig_sock_listen(&s->env.ol.loop, urls[i], SPRIG_SOCK_SEQPACKET, &l);
+        /* the scheme's type: SEQPACKET for unix and tcp, DGRAM for udp */
+        st = sprig_sock_listen(&s->env.ol.loop, urls[i], SPRIG_SOCK_DEFAULT, &l);
         if (st != SPRIG_STATUS_OK) {
             rc = fail(st, "listen on %s", urls[i]);
             goto out;
         }
-        s->listeners[s->nlisteners++] = l;
-        sprig_sock_set_callback(l, on_listener, s);
         char where[300];
         bound_url(urls[i], l, where, sizeof(where));
         printf("%s: listening on %s\n", PROG, where);
+        if (sprig_sock_type_of(l) == SPRIG_SOCK_DGRAM) {
+            serve_conn(s, l); /* one node on the bound socket serves every peer */
+            continue;
+        }
+        s->listeners[s->nlisteners++] = l;
+        sprig_sock_set_callback(l, on_listener, s);
     }
     printf("%s: serving %zu file(s) from %s\n", PROG, s->files.count, root);
     fflush(stdout);
@@ -510,7 +518,7 @@ static sprig_status client_connect(client *c, const char *url)
         return st;
     }
     sprig_sock *sock = NULL;
-    st = sprig_sock_dial_wait(&c->env.ol.loop, url, SPRIG_SOCK_SEQPACKET, DIAL_TIMEOUT, &sock);
+    st = sprig_sock_dial_wait(&c->env.ol.loop, url, SPRIG_SOCK_DEFAULT, DIAL_TIMEOUT, &sock);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }
