@@ -54,7 +54,7 @@ typedef struct fixture {
     uint8_t cwnd_max, cwnd_min_after_max, cwnd_first, cwnd_prev;
     unsigned ncwnd;
     unsigned shrinks;     /* samples smaller than the one before */
-    unsigned bad_shrinks; /* ... by less than half */
+    unsigned bad_shrinks; /* ... to more than half (rounded up) */
     /* lose everything node 0 sends between its last data chunk and its done callback */
     bool drop_final_ack;
     /* once node 1 has received this much, both links lose everything (the peer is gone) */
@@ -149,7 +149,7 @@ static void on_progress(sprig_transfer_node *tn, uint32_t id, uint64_t done, uin
             F.cwnd_first = s->cwnd;
         } else if (s->cwnd < F.cwnd_prev) {
             F.shrinks++;
-            F.bad_shrinks += s->cwnd > 1 && s->cwnd > F.cwnd_prev / 2;
+            F.bad_shrinks += s->cwnd > (F.cwnd_prev + 1) / 2; /* half, rounded up */
         }
         F.cwnd_prev = s->cwnd;
         if (s->cwnd > F.cwnd_max) {
@@ -649,8 +649,14 @@ static void test_dgram_late_start_copy(void **state)
     assert_int_equal(types[0], SPRIG_TRANSFER_CHUNK_START_ACK);
     assert_int_equal(types[1], SPRIG_TRANSFER_CHUNK_COMPLETION_ACK);
     assert_int_equal(types[2], SPRIG_TRANSFER_CHUNK_COMPLETION);
-    /* once the quiet time has passed, the same id may start again */
-    sprig_fake_clock_set(&F.fc, F.fc.now + SPRIG_TIME_MS(500) * 10);
+    /* still ignored just before the quiet time (16 chunk timeouts) has passed ... */
+    sprig_time ended = F.fc.now;
+    sprig_fake_clock_set(&F.fc, ended + SPRIG_TIME_MS(500) * 16 - 1);
+    assert_int_equal(sprig_sock_send(F.raw, start_msg, start_len, NULL), SPRIG_STATUS_OK);
+    settle();
+    assert_int_equal(sprig_transfer_active(&srv->n), 0);
+    /* ... and after it the same id may start again */
+    sprig_fake_clock_set(&F.fc, ended + SPRIG_TIME_MS(500) * 16);
     assert_int_equal(sprig_sock_send(F.raw, start_msg, start_len, NULL), SPRIG_STATUS_OK);
     settle();
     assert_int_equal(sprig_transfer_active(&srv->n), 1);

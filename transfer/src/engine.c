@@ -210,9 +210,7 @@ static void finish(session *s, sprig_status status)
     sprig_transfer_done_fn done = s->done;
     void *user = s->user;
     uint32_t id = s->id;
-    /* DGRAM: a late copy of this session's START is ignored until then (on_start) */
-    s->next_send = sprig_time_add(sprig_loop_now(n->cfg.loop),
-                                  n->cfg.chunk_timeout * (n->cfg.max_retries + 1u));
+    s->next_send = sprig_loop_now(n->cfg.loop); /* DGRAM: when it ended (ended_lately) */
     s->in_use = 0;
     s->pending = 0;
     s->state = 0;
@@ -386,7 +384,7 @@ static void grow_window(session *s)
 /* The window becomes `k` chunks (1..MAX_WINDOW); a new loss-free round starts. */
 static void set_cwnd(session *s, unsigned k)
 {
-    s->cwnd = (uint8_t)(k == 0 ? 1u : k > MAX_WINDOW ? MAX_WINDOW : k);
+    s->cwnd = (uint8_t)k;
     s->window = s->cwnd * s->max_chunk;
     s->round_end = (uint32_t)(s->offset + s->window);
 }
@@ -395,7 +393,7 @@ static void set_cwnd(session *s, unsigned k)
 static void on_loss(session *s)
 {
     if (IS_DGRAM(s->node)) {
-        set_cwnd(s, s->cwnd / 2u);
+        set_cwnd(s, (s->cwnd + 1u) / 2u); /* half, rounded up: at least 1 */
         s->ssthresh = s->cwnd;
         grow_window(s);
     }
@@ -441,9 +439,13 @@ static void receiver_data(session *s, const chunk *c)
         return;
     }
     if (IS_DGRAM(s->node) && (uint32_t)s->offset >= s->round_end) { /* a window without loss */
-        set_cwnd(s, s->cwnd < s->ssthresh
-                        ? (s->cwnd * 2u < s->ssthresh ? s->cwnd * 2u : s->ssthresh)
-                        : s->cwnd + 1u);
+        unsigned k = s->cwnd * 2u; /* slow start, up to the threshold */
+        if (s->cwnd >= s->ssthresh) {
+            k = s->cwnd + (s->cwnd < MAX_WINDOW); /* then one chunk per window */
+        } else if (k > s->ssthresh) {
+            k = s->ssthresh;
+        }
+        set_cwnd(s, k);
     }
     if (s->offset + s->window / 2u >= s->window_end) { /* half the window consumed */
         grow_window(s);
@@ -545,8 +547,8 @@ static bool ended_lately(sprig_transfer_node *n, uint32_t id)
 {
     for (size_t i = 0; IS_DGRAM(n) && i < n->cfg.max_sessions; i++) {
         session *s = &n->cfg.sessions[i];
-        if (!s->in_use && s->node != NULL && !s->client && s->id == id && from_peer(n, s) &&
-            sprig_loop_now(n->cfg.loop) < s->next_send) {
+        if (!s->in_use && !s->client && s->id == id && from_peer(n, s) &&
+            sprig_loop_now(n->cfg.loop) - s->next_send < (n->cfg.chunk_timeout << 4)) {
             return true;
         }
     }
@@ -630,7 +632,6 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
     } else if ((s = take(n)) == NULL) {
         st = SPRIG_STATUS_RESOURCE_EXHAUSTED;
     } else {
-        s->id = id;
         s->peer = n->from;
         s->resource_id = c->resource_id;
         s->sender = c->direction == SPRIG_TRANSFER_DIR_READ;
@@ -645,6 +646,7 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
         reply(n, id, SPRIG_TRANSFER_CHUNK_COMPLETION, st);
         return;
     }
+    s->id = id; /* only now: a refused START leaves no trace for ended_lately */
     s->state = ST_ACK_SENT;
     if (s->sender) {
         apply_params(s, c);
