@@ -565,10 +565,8 @@ static session *take(sprig_transfer_node *n)
             sprig_timer_init(&s->timer, on_timer, s);
             s->max_chunk = n->max_chunk;
             s->min_delay = n->cfg.min_delay_us;
-            s->ssthresh = s->cwnd = (uint8_t)n->cfg.window_chunks;
-            if (IS_DGRAM(n)) {
-                s->cwnd = 1; /* slow start */
-            }
+            s->window = n->cfg.window_chunks * n->max_chunk;
+            s->ssthresh = (uint8_t)n->cfg.window_chunks;
             s->size = SPRIG_TRANSFER_SIZE_UNKNOWN;
             s->peer_version = SPRIG_TRANSFER_PROTOCOL_VERSION;
             return s;
@@ -594,7 +592,9 @@ static sprig_status open_session(session *s, uint32_t id, uint64_t offset)
         s->size = size;
         s->min_delay = 0; /* until the receiver says otherwise */
     } else {
-        set_cwnd(s, s->cwnd);
+        if (IS_DGRAM(s->node)) {
+            set_cwnd(s, 1); /* slow start */
+        }
         grow_window(s);
     }
     s->in_use = 1;
@@ -701,7 +701,7 @@ static void on_chunk(sprig_transfer_node *n, const chunk *c)
         }
         return;
     case SPRIG_TRANSFER_CHUNK_START_ACK:
-        if (s->state == ST_DATA && s->client) {
+        if (IS_DGRAM(n) && s->state == ST_DATA && s->client) {
             send_ctl(s, SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION); /* ours was lost */
         }
         if (s->state != ST_START_SENT) {
@@ -730,7 +730,7 @@ static void on_chunk(sprig_transfer_node *n, const chunk *c)
                 arm(s);
                 return;
             }
-        } else if (c->type == SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION) {
+        } else if (IS_DGRAM(n) && c->type == SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION) {
             return; /* a repeat: the data phase runs already */
         }
         if (s->state == ST_DATA && s->sender) {
