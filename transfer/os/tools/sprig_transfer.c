@@ -60,9 +60,13 @@
 #define MAX_LISTENERS 8
 #define MAX_SESSIONS  8
 #define WINDOW_CHUNKS 16
-#define DIAL_TIMEOUT  SPRIG_TIME_MS(10000)
-#define REAP_PERIOD   SPRIG_TIME_MS(500)
-#define LOCAL_ID      1u /* the client's own end of a transfer */
+/* udp: data bytes per datagram, so a chunk (+ SPRIG_TRANSFER_DATA_OVERHEAD) fits the IPv6
+ * minimum MTU (1280 - 40 - 8): a datagram is never IP-fragmented, so one lost fragment never
+ * costs a whole 64 KB chunk on a real network. */
+#define UDP_CHUNK    1184u
+#define DIAL_TIMEOUT SPRIG_TIME_MS(10000)
+#define REAP_PERIOD  SPRIG_TIME_MS(500)
+#define LOCAL_ID     1u /* the client's own end of a transfer */
 
 /* ---- messages and exit codes ------------------------------------------------------------------
  */
@@ -253,6 +257,7 @@ static void serve_conn(server *s, sprig_sock *sock)
         .user = s,
         .window_chunks = WINDOW_CHUNKS,
         .first_session_id = 0x40000000u, /* the dialing side uses ids from 1 */
+        .max_chunk = sprig_sock_type_of(sock) == SPRIG_SOCK_DGRAM ? UDP_CHUNK : 0,
     };
     sprig_status st = sprig_transfer_init(&c->node, &cfg);
     if (st != SPRIG_STATUS_OK) {
@@ -536,6 +541,7 @@ static sprig_status client_connect(client *c, const char *url)
         .rx_buf = c->rx,
         .rx_cap = mtu,
         .window_chunks = WINDOW_CHUNKS,
+        .max_chunk = sprig_sock_type_of(sock) == SPRIG_SOCK_DGRAM ? UDP_CHUNK : 0,
     };
     st = sprig_transfer_init(&c->node, &cfg);
     if (st != SPRIG_STATUS_OK) {
