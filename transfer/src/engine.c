@@ -521,18 +521,23 @@ static bool from_peer(const sprig_transfer_node *n, const session *s)
     return !IS_BOUND(n) || memcmp(&s->peer, &n->from, sizeof(s->peer)) == 0;
 }
 
-/* A session in use with this id (client < 0: either role); with `peer`, on a bound socket only
- * one with the address the current chunk came from. */
-static session *find(sprig_transfer_node *n, uint32_t id, int client, bool peer)
+/* A session in use (used = 1) or ended (0) with this id (client < 0: either role); with `peer`,
+ * on a bound socket only one with the address the current chunk came from. */
+static session *find_as(sprig_transfer_node *n, uint32_t id, int client, bool peer, uint8_t used)
 {
     for (size_t i = 0; i < n->cfg.max_sessions; i++) {
         session *s = &n->cfg.sessions[i];
-        if (s->in_use && s->id == id && (client < 0 || s->client == (uint8_t)client) &&
+        if (s->in_use == used && s->id == id && (client < 0 || s->client == (uint8_t)client) &&
             (!peer || from_peer(n, s))) {
             return s;
         }
     }
     return NULL;
+}
+
+static session *find(sprig_transfer_node *n, uint32_t id, int client, bool peer)
+{
+    return find_as(n, id, client, peer, 1);
 }
 
 /* A chunk's session: our client sessions first, then the ones we serve (docs/transfer.md). */
@@ -545,14 +550,8 @@ static session *lookup(sprig_transfer_node *n, uint32_t id, bool peer)
 /* DGRAM: the peer's session `id` ended here lately, so its START is a late copy. */
 static bool ended_lately(sprig_transfer_node *n, uint32_t id)
 {
-    for (size_t i = 0; IS_DGRAM(n) && i < n->cfg.max_sessions; i++) {
-        session *s = &n->cfg.sessions[i];
-        if (!s->in_use && !s->client && s->id == id && from_peer(n, s) &&
-            sprig_loop_now(n->cfg.loop) - s->next_send < (n->cfg.chunk_timeout << 4)) {
-            return true;
-        }
-    }
-    return false;
+    session *s = IS_DGRAM(n) ? find_as(n, id, 0, true, 0) : NULL;
+    return s != NULL && sprig_loop_now(n->cfg.loop) - s->next_send < (n->cfg.chunk_timeout << 4);
 }
 
 static session *take(sprig_transfer_node *n)
