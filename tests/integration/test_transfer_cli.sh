@@ -97,6 +97,7 @@ fi
 
 unix_url=${SERVER_URLS[0]}
 tcp_url=${SERVER_URLS[1]}
+udp_url=${SERVER_URLS[2]}
 
 # overwrite an existing file: the new content replaces the old one
 expect_exit 0 "$BIN" put --quiet "$tcp_url" "$WORK/local/one.bin" 4-three-m.bin
@@ -138,6 +139,14 @@ expect_exit 13 "$BIN" get "$unix_url" a/b "$WORK/local/y"
 [[ ! -e "$WORK/escape" ]] || fail "'..' escaped the root"
 expect_exit 2 "$BIN" put "$unix_url"
 expect_exit 2 "$BIN" frobnicate
+# over udp the bound server answers a refusal to the sender's address
+expect_exit 15 "$BIN" get "$udp_url" no-such-file "$WORK/local/x"
+grep -q 'NOT_FOUND' "$WORK/err.txt" || fail "udp missing file: no NOT_FOUND message"
+# nobody serves udp port 9 here: the client gives up after its retries (DEADLINE_EXCEEDED, 14;
+# 9 x 500 ms with the engine's DGRAM defaults)
+expect_exit 14 "$BIN" get udp://127.0.0.1:9 one.bin "$WORK/local/z"
+grep -q 'DEADLINE_EXCEEDED' "$WORK/err.txt" || fail "udp without a server: no DEADLINE_EXCEEDED"
+[[ ! -e "$WORK/local/z" ]] || fail "a failed udp get created its local file"
 echo "ok: refusals"
 
 # a read-only server refuses uploads
