@@ -294,10 +294,11 @@ typedef struct run_stats {
 
 /* One transfer of `n` bytes (a read or a write by node 1) through links that drop drop_pm,
  * duplicate and reorder 50 per mille; byte-exact with one OK done callback on each side. */
-static void one_transfer(bool write, uint16_t drop_pm, uint32_t seed, size_t n, run_stats *rs)
+static void transfer_with(bool write, const sprig_fault_cfg *fcfg, size_t n, run_stats *rs)
 {
     fixture_init(64 * MAX_MSG);
-    sprig_fault_cfg fc = {.seed = seed, .drop_pm = drop_pm, .dup_pm = 50, .reorder_pm = 50};
+    sprig_fault_cfg fc = *fcfg;
+    uint32_t seed = fc.seed;
     pair_up(&fc, 0);
     node *srv = &F.nd[0];
     node *cli = &F.nd[1];
@@ -326,6 +327,12 @@ static void one_transfer(bool write, uint16_t drop_pm, uint32_t seed, size_t n, 
         rs->retransmits += F.nd[i].n.stats.retransmits;
     }
     fixture_fini();
+}
+
+static void one_transfer(bool write, uint16_t drop_pm, uint32_t seed, size_t n, run_stats *rs)
+{
+    sprig_fault_cfg fc = {.seed = seed, .drop_pm = drop_pm, .dup_pm = 50, .reorder_pm = 50};
+    transfer_with(write, &fc, n, rs);
 }
 
 static void loss_run(uint16_t drop_pm)
@@ -364,6 +371,24 @@ static void test_dgram_loss_20(void **state)
 {
     (void)state;
     loss_run(200);
+}
+
+/* A third of the datagrams duplicated, a third reordered, 5% lost: old chunks arrive all the
+ * time; they never corrupt data or end a session. */
+static void test_dgram_heavy_duplication(void **state)
+{
+    (void)state;
+    run_stats rs = {0};
+    for (uint32_t seed = 1; seed <= 4; seed++) {
+        sprig_fault_cfg fc = {.seed = seed, .drop_pm = 50, .dup_pm = 330, .reorder_pm = 330};
+        transfer_with(false, &fc, RES_CAP - 5, &rs);
+        transfer_with(true, &fc, RES_CAP - 5, &rs);
+        transfer_with(seed & 1u, &fc, 2 * MAX_CHUNK + 1, &rs);
+    }
+    print_message("heavy duplication: %u duplicated, %u reordered, %u dropped\n", rs.duplicated,
+                  rs.reordered, rs.dropped);
+    assert_true(rs.duplicated > 200);
+    assert_true(rs.reordered > 200);
 }
 
 /* ---- the window -------------------------------------------------------------------------------
@@ -672,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_dgram_no_loss),
         cmocka_unit_test(test_dgram_loss_5),
         cmocka_unit_test(test_dgram_loss_20),
+        cmocka_unit_test(test_dgram_heavy_duplication),
         cmocka_unit_test(test_dgram_slow_start),
         cmocka_unit_test(test_dgram_loss_halves_window),
         cmocka_unit_test(test_dgram_congestion_drops),
