@@ -16,6 +16,10 @@
  *     peer is untrusted: an undecodable chunk is counted and dropped.
  *   Time: timeouts and the peer's min_delay_microseconds run on the loop's timers, so a fake clock
  *     drives them in tests.
+ *   Carriers: on SEQPACKET nothing is lost. On DGRAM (SPRIG_CONFIG_TRANSFER_DGRAM, default 1) the
+ *     engine recovers lost, duplicated and reordered chunks itself (timeouts + retries, the
+ *     receiver's retransmit requests) and the receiver's window adapts to loss; a bound DGRAM
+ *     socket serves many peers, sessions keyed by (peer address, session id). docs/transfer.md.
  */
 #ifndef SPRIG_TRANSFER_H
 #define SPRIG_TRANSFER_H
@@ -284,9 +288,11 @@ struct sprig_transfer_node {
     uint8_t dgram; /* 0: SEQPACKET, DGRAM_DIALED or DGRAM_BOUND (private) */
 };
 
-/* INVALID_ARGUMENT for missing storage, a socket that is neither SEQPACKET nor DGRAM, one whose
- * max_message_size is below SPRIG_TRANSFER_MIN_MESSAGE, or an rx buffer smaller than it (the
- * caller then still owns the socket). */
+/* INVALID_ARGUMENT for missing storage, a socket that is neither SEQPACKET nor DGRAM (nor DGRAM
+ * when SPRIG_CONFIG_TRANSFER_DGRAM is 0), one whose max_message_size is below
+ * SPRIG_TRANSFER_MIN_MESSAGE, or an rx buffer smaller than it (the caller then still owns the
+ * socket). A DGRAM socket with a peer address (dialed) talks to that peer; one without (bound)
+ * serves whoever sends to it. */
 sprig_status sprig_transfer_init(sprig_transfer_node *node, const sprig_transfer_cfg *cfg);
 /* Ends every transfer with CANCELLED (done callbacks run; handlers are closed), closes the
  * socket. Idempotent; safe after a failed init. Not from inside one of this node's callbacks
