@@ -1,15 +1,18 @@
 /*
- * sprig-transfer — move files with sprig::transfer (pw_transfer v2 chunks on a SEQPACKET socket).
+ * sprig-transfer — move files with sprig::transfer (pw_transfer v2 chunks on a SEQPACKET or DGRAM
+ * socket).
  *
  *   sprig-transfer serve --listen URL [--listen URL ...] --root DIR [--read-only]
  *                        [--discard-partial] [--verbose]
  *   sprig-transfer put [--quiet] [--resume] URL LOCAL NAME   upload LOCAL as NAME
  *   sprig-transfer get [--quiet] [--resume] URL NAME LOCAL   download NAME into LOCAL
  *
- * URLs are sprig socket URLs: unix:PATH, tcp://HOST:PORT (port 0 picks a free one for serve;
- * the bound address is printed as "sprig-transfer: listening on URL"), and, when the netstack is
- * built, serial:PATH and sprig+udp://HOST:PORT (docs/netstack.md §11): a netstack endpoint, the
- * service on sprig://NODE:69 through it (sprig_ns_os_set_url; serve is node 2, clients node 1).
+ * URLs are sprig socket URLs: unix:PATH, tcp://HOST:PORT (SEQPACKET), udp://HOST:PORT (DGRAM: the
+ * engine retransmits and adapts its window to loss; `serve` runs one node on the bound socket
+ * for every peer). Port 0 picks a free one for serve; the bound address is printed as
+ * "sprig-transfer: listening on URL". When the netstack is built, serial:PATH and
+ * sprig+udp://HOST:PORT (docs/netstack.md §11) work too: a netstack endpoint, the service on
+ * sprig://NODE:69 through it (sprig_ns_os_set_url; serve is node 2, clients node 1).
  *
  * Names: a resource's id is the 65599 hash of its name (sprig/transfer_os.h). `put` first writes
  * the name to the server's name resource (id 1) so that the server can create the file, then
@@ -62,9 +65,13 @@
 #define MAX_LISTENERS 8
 #define MAX_SESSIONS  8
 #define WINDOW_CHUNKS 16
-#define DIAL_TIMEOUT  SPRIG_TIME_MS(10000)
-#define REAP_PERIOD   SPRIG_TIME_MS(500)
-#define LOCAL_ID      1u /* the client's own end of a transfer */
+/* udp: data bytes per datagram, so a chunk (+ SPRIG_TRANSFER_DATA_OVERHEAD) fits the IPv6
+ * minimum MTU (1280 - 40 - 8): a datagram is never IP-fragmented, so one lost fragment never
+ * costs a whole 64 KB chunk on a real network. */
+#define UDP_CHUNK    1184u
+#define DIAL_TIMEOUT SPRIG_TIME_MS(10000)
+#define REAP_PERIOD  SPRIG_TIME_MS(500)
+#define LOCAL_ID     1u /* the client's own end of a transfer */
 
 /* ---- messages and exit codes ------------------------------------------------------------------
  */
@@ -269,6 +276,7 @@ static void serve_conn(server *s, sprig_sock *sock)
         .user = s,
         .window_chunks = WINDOW_CHUNKS,
         .first_session_id = 0x40000000u, /* the dialing side uses ids from 1 */
+        .max_chunk = sprig_sock_type_of(sock) == SPRIG_SOCK_DGRAM ? UDP_CHUNK : 0,
     };
     sprig_status st = sprig_transfer_init(&c->node, &cfg);
     if (st != SPRIG_STATUS_OK) {
@@ -404,18 +412,23 @@ static int cmd_serve(int argc, char **argv)
         char lurl[300];
         st = env_url(&s->env, urls[i], true, lurl, sizeof(lurl));
         if (st == SPRIG_STATUS_OK) {
-            st = sprig_sock_listen(&s->env.ol.loop, lurl, SPRIG_SOCK_SEQPACKET, &l);
+            /* the scheme's type: SEQPACKET for unix, tcp and sprig, DGRAM for udp */
+            st = sprig_sock_listen(&s->env.ol.loop, lurl, SPRIG_SOCK_DEFAULT, &l);
         }
         if (st != SPRIG_STATUS_OK) {
             rc = fail(st, "listen on %s", urls[i]);
             goto out;
         }
-        s->listeners[s->nlisteners++] = l;
-        sprig_sock_set_callback(l, on_listener, s);
         char where[300];
         bound_url(lurl, l, where, sizeof(where));
         printf("%s: listening on %s%s%s\n", PROG, where, strcmp(lurl, urls[i]) != 0 ? " via " : "",
                strcmp(lurl, urls[i]) != 0 ? urls[i] : "");
+        if (sprig_sock_type_of(l) == SPRIG_SOCK_DGRAM) {
+            serve_conn(s, l); /* one node on the bound socket serves every peer */
+            continue;
+        }
+        s->listeners[s->nlisteners++] = l;
+        sprig_sock_set_callback(l, on_listener, s);
     }
     printf("%s: serving %zu file(s) from %s\n", PROG, s->files.count, root);
     fflush(stdout);
@@ -565,7 +578,7 @@ static sprig_status client_connect(client *c, const char *url)
     if ((st = env_url(&c->env, url, false, durl, sizeof(durl))) != SPRIG_STATUS_OK) {
         return st;
     }
-    st = sprig_sock_dial_wait(&c->env.ol.loop, durl, SPRIG_SOCK_SEQPACKET, DIAL_TIMEOUT, &sock);
+    st = sprig_sock_dial_wait(&c->env.ol.loop, durl, SPRIG_SOCK_DEFAULT, DIAL_TIMEOUT, &sock);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }
@@ -583,6 +596,7 @@ static sprig_status client_connect(client *c, const char *url)
         .rx_buf = c->rx,
         .rx_cap = mtu,
         .window_chunks = WINDOW_CHUNKS,
+        .max_chunk = sprig_sock_type_of(sock) == SPRIG_SOCK_DGRAM ? UDP_CHUNK : 0,
     };
     st = sprig_transfer_init(&c->node, &cfg);
     if (st != SPRIG_STATUS_OK) {
