@@ -1,4 +1,5 @@
 /* dgram.c — the netstack DGRAM transport as a socket backend (see sprig/ns_dgram.h). */
+#include <stddef.h>
 #include <string.h>
 
 #include "sprig/ns_dgram.h"
@@ -7,7 +8,7 @@ enum { PEND_CONNECTED = 1, PEND_READABLE = 2, PEND_WRITABLE = 4 };
 
 static sprig_ns_dsock *dsock_of(const sprig_sock *s)
 {
-    return (sprig_ns_dsock *)(void *)(uintptr_t)s; /* sock is the first member */
+    return (sprig_ns_dsock *)(void *)((uintptr_t)s - offsetof(sprig_ns_dsock, sock));
 }
 
 static sprig_ns_dsock *find_port(sprig_ns_dgram_backend *be, uint16_t port)
@@ -291,7 +292,8 @@ static const sprig_sock_ops dgram_ops = {
 
 static sprig_ns_dgram_backend *be_of(const sprig_backend *b)
 {
-    return (sprig_ns_dgram_backend *)(void *)(uintptr_t)b; /* backend is the first member */
+    return (sprig_ns_dgram_backend *)(void *)((uintptr_t)b -
+                                              offsetof(sprig_ns_dgram_backend, backend));
 }
 
 static bool be_handles(const sprig_backend *b, const sprig_url *url)

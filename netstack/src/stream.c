@@ -1,4 +1,5 @@
 /* stream.c — the netstack STREAM transport as a socket backend (see sprig/ns_stream.h). */
+#include <stddef.h>
 #include <string.h>
 
 #include "sprig/ns_stream.h"
@@ -89,7 +90,7 @@ void sprig_ns_stream_emit(const sprig_ns_header *ip, const sprig_ns_stream_hdr *
 
 static sprig_ns_conn *conn_of(const sprig_sock *s)
 {
-    return (sprig_ns_conn *)(void *)(uintptr_t)s; /* sock is the first member */
+    return (sprig_ns_conn *)(void *)((uintptr_t)s - offsetof(sprig_ns_conn, sock));
 }
 
 static uint32_t now_of(const sprig_ns_stream_backend *be)
@@ -942,7 +943,8 @@ static const sprig_sock_ops stream_ops = {
 
 static sprig_ns_stream_backend *be_of(const sprig_backend *b)
 {
-    return (sprig_ns_stream_backend *)(void *)(uintptr_t)b; /* backend is the first member */
+    return (sprig_ns_stream_backend *)(void *)((uintptr_t)b -
+                                               offsetof(sprig_ns_stream_backend, backend));
 }
 
 static bool be_handles(const sprig_backend *b, const sprig_url *url)
