@@ -423,8 +423,14 @@ static void on_ka(sprig_timer *t, void *arg)
     sprig_timer_start(be->loop, &c->ka, be->cfg.keepalive_interval);
 }
 
+static void rtt_sample(sprig_ns_conn *c);
+
+/* The handshake completed (the SYN, never retransmitted if B_TIMING is still set, timed). */
 static void established(sprig_ns_conn *c, const sprig_ns_stream_hdr *h)
 {
+    if (c->bits & B_TIMING) {
+        rtt_sample(c);
+    }
     c->state = ST_EST;
     c->snd_una = c->snd_nxt = c->snd_max = c->iss + 1;
     c->snd_wnd = (uint32_t)h->window << c->peer_shift;
@@ -521,10 +527,13 @@ static void ack_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, size_t plen)
         c->retries = 0; /* the peer is alive (probe answered) */
         if (plen == 0 && !(h->flags & (SPRIG_NS_STREAM_FIN | SPRIG_NS_STREAM_PROBE)) &&
             c->snd_una != c->snd_max && ((uint32_t)h->window << c->peer_shift) == old_wnd &&
-            ++c->dupacks == 3) {
-            /* Fast retransmit, going back N: the receiver keeps no out-of-order segments,
-             * so everything after the hole must be sent again anyway. */
+            c->last_rx - c->frtx_at > 2 * c->srtt && ++c->dupacks == 3) {
+            /* Fast retransmit, going back N. The receiver keeps one range after the hole, so
+             * the ACK for the resent hole jumps over it and ends the go-back early. Duplicate
+             * ACKs for 2 SRTT after this are not counted: the resent segments it already had
+             * cause them. */
             c->be->stats.fast_rtx++;
+            c->frtx_at = c->last_rx; /* now (conn_input set it) */
             c->bits &= (uint8_t)~B_TIMING;
             c->snd_nxt = c->snd_una;
             output(c);
@@ -542,6 +551,15 @@ static void ack_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, size_t plen)
     orphan_wait(c);
 }
 
+/* Copy n bytes into the receive ring, off bytes after rcv_nxt's place. */
+static void rx_put(sprig_ns_conn *c, uint32_t off, const uint8_t *data, uint32_t n)
+{
+    uint32_t at = (c->rx_head + c->rx_len + off) % RXB;
+    uint32_t first = RXB - at < n ? RXB - at : n;
+    memcpy(c->rx + at, data, first);
+    memcpy(c->rx, data + first, n - first);
+}
+
 static void data_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, const uint8_t *data,
                     size_t plen)
 {
@@ -550,8 +568,19 @@ static void data_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, const uint8_
         c->bits |= B_ACKNOW;
     }
     if ((plen == 0 && !fin) || h->seq != c->rcv_nxt || (c->bits & B_RXFIN)) {
+        uint32_t off = h->seq - c->rcv_nxt;
         if (plen > 0 || fin) {
             c->be->stats.ooo++;
+        }
+        /* Keep one range of out-of-order data (no FIN) in the ring's free space beyond the
+         * in-order bytes, grown only at its end: a single loss then costs one segment. */
+        if (plen > 0 && !fin && seq_lt(c->rcv_nxt, h->seq) && off + plen <= rx_free(c) &&
+            (c->ooo_seq == c->ooo_end || h->seq == c->ooo_end)) {
+            if (c->ooo_seq == c->ooo_end) {
+                c->ooo_seq = h->seq;
+            }
+            rx_put(c, off, data, (uint32_t)plen);
+            c->ooo_end = h->seq + (uint32_t)plen;
         }
         return;
     }
@@ -561,12 +590,17 @@ static void data_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, const uint8_
         return;
     }
     uint32_t take = plen < rx_free(c) ? (uint32_t)plen : rx_free(c);
-    uint32_t at = (c->rx_head + c->rx_len) % RXB;
-    uint32_t first = RXB - at < take ? RXB - at : take;
-    memcpy(c->rx + at, data, first);
-    memcpy(c->rx, data + first, take - first);
+    rx_put(c, 0, data, take);
     c->rx_len += take;
     c->rcv_nxt += take;
+    if (c->ooo_seq != c->ooo_end && !seq_lt(c->rcv_nxt, c->ooo_seq)) {
+        /* the hole is filled: the kept range joins the in-order bytes */
+        if (!fin && seq_lt(c->rcv_nxt, c->ooo_end)) {
+            c->rx_len += c->ooo_end - c->rcv_nxt;
+            c->rcv_nxt = c->ooo_end;
+        }
+        c->ooo_seq = c->ooo_end;
+    }
     if (fin && take == plen) {
         c->bits |= B_RXFIN;
         c->rcv_nxt++;
@@ -590,9 +624,6 @@ static void conn_input(sprig_ns_conn *c, const sprig_ns_header *ip, const sprig_
                 die(c, SPRIG_STATUS_UNAVAILABLE); /* refused */
             }
         } else if ((h->flags & SPRIG_NS_STREAM_SYN) && has_ack) {
-            if (c->bits & B_TIMING) {
-                rtt_sample(c);
-            }
             c->rcv_nxt = h->seq + 1;
             c->peer_shift = h->shift;
             established(c, h);
@@ -632,9 +663,6 @@ static void conn_input(sprig_ns_conn *c, const sprig_ns_header *ip, const sprig_
         if (h->ack != c->iss + 1) {
             send_rst(c->be, ip, h, plen);
             return;
-        }
-        if (c->bits & B_TIMING) {
-            rtt_sample(c);
         }
         established(c, h);
         if (c->parent != NULL) {

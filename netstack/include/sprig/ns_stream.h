@@ -103,6 +103,8 @@ typedef struct sprig_ns_conn {
     uint32_t rtt_start, srtt, rttvar, rto, last_rx; /* µs; stamps are loop time mod 2^32 */
     uint32_t tx_head, tx_len, rx_head, rx_len;
     uint32_t rx_adv;              /* window last advertised, bytes */
+    uint32_t ooo_seq, ooo_end;    /* out-of-order range kept in the receive ring (equal: none) */
+    uint32_t frtx_at;             /* time of the last fast retransmit */
     uint8_t *tx, *rx;             /* rings (cfg.tx_buf, cfg.rx_buf bytes) */
     struct sprig_ns_conn *parent; /* the listener, until accepted */
     sprig_status fail;            /* terminal status for the task */
