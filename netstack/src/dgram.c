@@ -40,14 +40,12 @@ static void run_task(void *arg)
     sprig_ns_dsock *d = arg;
     uint8_t pend = d->pending;
     d->pending = 0;
-    if ((pend & PEND_CONNECTED) && d->in_use) {
-        sprig__sock_event(&d->sock, SPRIG_SOCK_EV_CONNECTED, SPRIG_STATUS_OK);
-    }
-    if ((pend & PEND_READABLE) && d->in_use) {
-        sprig__sock_event(&d->sock, SPRIG_SOCK_EV_READABLE, SPRIG_STATUS_OK);
-    }
-    if ((pend & PEND_WRITABLE) && d->in_use) {
-        sprig__sock_event(&d->sock, SPRIG_SOCK_EV_WRITABLE, SPRIG_STATUS_OK);
+    /* PEND bit i is event i + 1: CONNECTED, READABLE, WRITABLE */
+    for (unsigned i = 0; i < 3; i++) {
+        if ((pend & (1u << i)) && d->in_use) {
+            sprig__sock_event(&d->sock, (sprig_sock_event)(SPRIG_SOCK_EV_CONNECTED + i),
+                              SPRIG_STATUS_OK);
+        }
     }
 }
 

@@ -88,6 +88,16 @@ void sprig_ns_stream_emit(const sprig_ns_header *ip, const sprig_ns_stream_hdr *
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
+/* n bytes between a ring of `size` bytes at offset at (taken modulo size) and flat memory:
+ * into the ring when in is true (flat is then only read), out of it otherwise. */
+static void ring_copy(uint8_t *ring, uint32_t size, uint32_t at, uint8_t *flat, uint32_t n, bool in)
+{
+    at %= size;
+    uint32_t first = size - at < n ? size - at : n;
+    memcpy(in ? ring + at : flat, in ? flat : ring + at, first);
+    memcpy(in ? ring : flat + first, in ? flat + first : ring, n - first);
+}
+
 static sprig_ns_conn *conn_of(const sprig_sock *s)
 {
     return (sprig_ns_conn *)(void *)((uintptr_t)s - offsetof(sprig_ns_conn, sock));
@@ -171,11 +181,11 @@ static void run_task(void *arg)
     sprig_ns_conn *c = arg;
     uint8_t pend = c->pending;
     c->pending = 0;
-    static const sprig_sock_event ev[4] = {SPRIG_SOCK_EV_CONNECTED, SPRIG_SOCK_EV_READABLE,
-                                           SPRIG_SOCK_EV_WRITABLE, SPRIG_SOCK_EV_CLOSED};
+    /* PEND bit i is event i + 1: CONNECTED, READABLE, WRITABLE, CLOSED */
     for (unsigned i = 0; i < 4; i++) {
         if ((pend & (1u << i)) && (c->bits & B_USER)) {
-            sprig__sock_event(&c->sock, ev[i], i == 3 ? c->fail : SPRIG_STATUS_OK);
+            sprig__sock_event(&c->sock, (sprig_sock_event)(SPRIG_SOCK_EV_CONNECTED + i),
+                              i == 3 ? c->fail : SPRIG_STATUS_OK);
         }
     }
 }
@@ -235,9 +245,7 @@ static sprig_status xmit(sprig_ns_stream_backend *be, uint16_t dst, const sprig_
         sprig_buf_free(b);
         return SPRIG_STATUS_UNAVAILABLE;
     }
-    uint32_t first = size - at < n ? size - at : n;
-    memcpy(p + HLEN, ring + at, first);
-    memcpy(p + HLEN + first, ring, n - first);
+    ring_copy((uint8_t *)(uintptr_t)ring, size, at, p + HLEN, n, false);
     sprig_ns_header ip = {.src = sprig_ns_node_id(be->node), .dst = dst};
     sprig_ns_stream_emit(&ip, h, p, (size_t)HLEN + n);
     be->stats.tx++;
@@ -264,7 +272,7 @@ static sprig_status send_seg(sprig_ns_conn *c, uint32_t seq, uint8_t flags, uint
                              .flags = flags,
                              .shift = (flags & SPRIG_NS_STREAM_SYN) ? be->shift : 0,
                              .window = (uint16_t)wnd};
-    sprig_status st = xmit(be, c->peer_node, &h, c->tx, TXB, (c->tx_head + off) % TXB, n);
+    sprig_status st = xmit(be, c->peer_node, &h, c->tx, TXB, c->tx_head + off, n);
     if (st == SPRIG_STATUS_OK) {
         c->bits &= (uint8_t)~B_ACKNOW;
     }
@@ -554,10 +562,7 @@ static void ack_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, size_t plen)
 /* Copy n bytes into the receive ring, off bytes after rcv_nxt's place. */
 static void rx_put(sprig_ns_conn *c, uint32_t off, const uint8_t *data, uint32_t n)
 {
-    uint32_t at = (c->rx_head + c->rx_len + off) % RXB;
-    uint32_t first = RXB - at < n ? RXB - at : n;
-    memcpy(c->rx + at, data, first);
-    memcpy(c->rx, data + first, n - first);
+    ring_copy(c->rx, RXB, c->rx_head + c->rx_len + off, (uint8_t *)(uintptr_t)data, n, true);
 }
 
 static void data_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, const uint8_t *data,
@@ -735,16 +740,10 @@ static sprig_ns_conn *take(sprig_ns_stream_backend *be)
     for (size_t i = 0; i < be->nconns; i++) {
         sprig_ns_conn *c = &be->conns[i];
         if (c->state == ST_FREE) {
-            uint8_t *tx = c->tx, *rx = c->rx;
-            memset(c, 0, sizeof(*c));
-            c->tx = tx;
-            c->rx = rx;
+            /* rings, socket, task and timers stay (a free connection has nothing pending) */
+            memset(c, 0, offsetof(sprig_ns_conn, tx));
             c->be = be;
             c->rto = be->cfg.rto_initial;
-            sprig_task_init(&c->task, run_task, c);
-            sprig_timer_init(&c->rtx, on_rtx, c);
-            sprig_timer_init(&c->kick, on_kick, c);
-            sprig_timer_init(&c->ka, on_ka, c);
             return c;
         }
     }
@@ -812,10 +811,7 @@ static sprig_status op_send(sprig_sock *s, const void *data, size_t len, const s
         }
         return SPRIG_STATUS_UNAVAILABLE;
     }
-    uint32_t at = (c->tx_head + c->tx_len) % TXB;
-    uint32_t first = TXB - at < n ? TXB - at : n;
-    memcpy(c->tx + at, data, first);
-    memcpy(c->tx, (const uint8_t *)data + first, n - first);
+    ring_copy(c->tx, TXB, c->tx_head + c->tx_len, (uint8_t *)(uintptr_t)data, n, true);
     c->tx_len += n;
     *out_sent = n;
     output(c);
@@ -830,9 +826,7 @@ static sprig_status op_recv(sprig_sock *s, void *buf, size_t cap, size_t *out_le
     if (n == 0) {
         return (c->bits & B_RXFIN) ? SPRIG_STATUS_OUT_OF_RANGE : SPRIG_STATUS_UNAVAILABLE;
     }
-    uint32_t first = RXB - c->rx_head < n ? RXB - c->rx_head : n;
-    memcpy(buf, c->rx + c->rx_head, first);
-    memcpy((uint8_t *)buf + first, c->rx, n - first);
+    ring_copy(c->rx, RXB, c->rx_head, buf, n, false);
     c->rx_head = (c->rx_head + n) % RXB;
     c->rx_len -= n;
     *out_len = n;
@@ -1107,10 +1101,15 @@ sprig_status sprig_ns_stream_init(sprig_ns_stream_backend *be, sprig_ns_node *no
     be->next_port = (uint16_t)SPRIG_NS_EPHEMERAL_FIRST;
     be->isn_state = 0x9E3779B9u ^ sprig_ns_node_id(node);
     for (size_t i = 0; i < n; i++) {
-        memset(&conns[i], 0, sizeof(conns[i]));
-        conns[i].be = be;
-        conns[i].tx = rings;
-        conns[i].rx = rings + c->tx_buf;
+        sprig_ns_conn *k = &conns[i];
+        memset(k, 0, sizeof(*k));
+        k->be = be;
+        k->tx = rings;
+        k->rx = rings + c->tx_buf;
+        sprig_task_init(&k->task, run_task, k);
+        sprig_timer_init(&k->rtx, on_rtx, k);
+        sprig_timer_init(&k->kick, on_kick, k);
+        sprig_timer_init(&k->ka, on_ka, k);
         rings += c->tx_buf + c->rx_buf;
     }
     be->proto.proto = PROTO;

@@ -105,9 +105,10 @@ typedef struct sprig_ns_conn {
     uint32_t rx_adv;              /* window last advertised, bytes */
     uint32_t ooo_seq, ooo_end;    /* out-of-order range kept in the receive ring (equal: none) */
     uint32_t frtx_at;             /* time of the last fast retransmit */
-    uint8_t *tx, *rx;             /* rings (cfg.tx_buf, cfg.rx_buf bytes) */
     struct sprig_ns_conn *parent; /* the listener, until accepted */
     sprig_status fail;            /* terminal status for the task */
+    /* Set up once at init; a new connection clears only the fields above. */
+    uint8_t *tx, *rx; /* rings (cfg.tx_buf, cfg.rx_buf bytes) */
     sprig_sock sock;
     sprig_task task;
     sprig_timer rtx;  /* retransmission / handshake / persist / linger */
