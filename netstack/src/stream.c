@@ -15,7 +15,7 @@ enum {
     B_RTT_SEEN = 64, /* srtt/rttvar hold a sample */
     B_FRAMED = 128,  /* listener: accepted connections are wrapped for SEQPACKET */
 };
-enum { PEND_CONNECTED = 1, PEND_READABLE = 2, PEND_WRITABLE = 4, PEND_CLOSED = 8 };
+enum { PEND_CONNECTED = 1, PEND_READABLE = 2, PEND_WRITABLE = 4, PEND_CLOSED = 8, PEND_ACK = 16 };
 
 #define TXB     (c->be->cfg.tx_buf)
 #define RXB     (c->be->cfg.rx_buf)
@@ -176,11 +176,19 @@ static uint32_t tx_room(const sprig_ns_conn *c)
 
 /* ---- events -------------------------------------------------------------------------------- */
 
+static sprig_status send_seg(sprig_ns_conn *c, uint32_t seq, uint8_t flags, uint32_t off,
+                             uint32_t n);
+
 static void run_task(void *arg)
 {
     sprig_ns_conn *c = arg;
     uint8_t pend = c->pending;
     c->pending = 0;
+    /* the owed ACK, unless a data segment took it along or the connection failed */
+    if ((pend & PEND_ACK) && (c->bits & B_ACKNOW) && c->state >= ST_EST &&
+        c->fail == SPRIG_STATUS_OK && send_seg(c, c->snd_nxt, 0, 0, 0) != SPRIG_STATUS_OK) {
+        sprig_timer_start(c->be->loop, &c->kick, KICK_US);
+    }
     /* PEND bit i is event i + 1: CONNECTED, READABLE, WRITABLE, CLOSED */
     for (unsigned i = 0; i < 4; i++) {
         if ((pend & (1u << i)) && (c->bits & B_USER)) {
@@ -334,10 +342,10 @@ static void output(sprig_ns_conn *c)
             arm_rtx(c); /* retransmission, or persist (zero window) */
         }
     }
-    if ((c->bits & B_ACKNOW) && c->state >= ST_EST) {
-        if (send_seg(c, c->snd_nxt, 0, 0, 0) != SPRIG_STATUS_OK) {
-            sprig_timer_start(c->be->loop, &c->kick, KICK_US);
-        }
+    if (c->bits & B_ACKNOW) {
+        /* A pure ACK waits for the task: what arrives in the same loop pass shares it. */
+        c->pending |= PEND_ACK;
+        sprig_loop_defer(c->be->loop, &c->task);
     }
 }
 

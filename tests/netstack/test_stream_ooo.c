@@ -1,8 +1,10 @@
-/* test_stream_ooo.c — the STREAM receiver keeps one range of out-of-order data: the test plays
- * the peer by hand (segments crafted byte by byte into a link, the node's answers parsed), drops
- * a segment, and checks the duplicate ACKs, that the range joins the in-order bytes when the hole
- * is filled (one ACK covers it all), that only one range is kept (grown at its end), that an
- * out-of-order FIN is not kept, and that every byte reads back in order. */
+/* test_stream_ooo.c — the STREAM receiver, with the test playing the peer by hand (segments
+ * crafted byte by byte into a link, the node's answers parsed):
+ *   - it keeps one range of out-of-order data: a dropped segment gives duplicate ACKs, the range
+ *     joins the in-order bytes when the hole is filled (one ACK covers it all), only one range
+ *     is kept (grown at its end), an out-of-order FIN is not kept, every byte reads back in
+ *     order;
+ *   - segments that arrive in one loop pass share one ACK (sent from the connection's task). */
 #include "support.h"
 
 #include <string.h>
@@ -52,8 +54,8 @@ static uint8_t pat(uint32_t k)
 }
 
 /* A segment from the peer: flags, seq, ack, and n bytes of the pattern from stream offset
- * seq - ISN - 1. */
-static void seg_in(uint8_t flags, uint32_t seq, uint32_t ack, uint32_t n)
+ * seq - ISN - 1, handed to the node now (seg_in: and the loop run for a millisecond). */
+static void seg_put(uint8_t flags, uint32_t seq, uint32_t ack, uint32_t n)
 {
     sprig_buf *b = sprig_buf_alloc(&tn.f.pool, SPRIG_NS_NET_HEADROOM);
     assert_non_null(b);
@@ -79,6 +81,11 @@ static void seg_in(uint8_t flags, uint32_t seq, uint32_t ack, uint32_t n)
     uint8_t *hp = sprig_buf_push(b, SPRIG_NS_HEADER_LEN);
     assert_int_equal(sprig_ns_header_emit(&ip, hp, SPRIG_NS_HEADER_LEN), SPRIG_STATUS_OK);
     sprig_ns_link_input(&tn.link, b);
+}
+
+static void seg_in(uint8_t flags, uint32_t seq, uint32_t ack, uint32_t n)
+{
+    seg_put(flags, seq, ack, n);
     fx_run(&tn.f, SPRIG_TIME_MS(1));
 }
 
@@ -99,9 +106,10 @@ static size_t read_all(sprig_sock *s, uint32_t *at)
     return n;
 }
 
-static void test_stream_ooo_one_range(void **state)
+/* A node with the STREAM backend and a connection accepted from the peer; *mine is the node's
+ * next sequence number. */
+static sprig_sock *setup(sprig_sock **lis, uint32_t *mine)
 {
-    (void)state;
     t_net *t = &tn;
     memset(t, 0, sizeof(*t));
     fx_init(&t->f);
@@ -115,17 +123,36 @@ static void test_stream_ooo_one_range(void **state)
     assert_int_equal(sprig_ns_stream_init(&t->be, &t->node, &sc, t->conns, CONNS, t->rings,
                                           sizeof(t->rings), &t->f.pool),
                      SPRIG_STATUS_OK);
-    sprig_sock *lis = NULL, *s = NULL;
-    assert_int_equal(sprig_sock_listen(&t->f.loop, "sprig://0x0102:7", SPRIG_SOCK_STREAM, &lis),
+    sprig_sock *s = NULL;
+    assert_int_equal(sprig_sock_listen(&t->f.loop, "sprig://0x0102:7", SPRIG_SOCK_STREAM, lis),
                      SPRIG_STATUS_OK);
-
-    /* handshake */
     seg_in(SPRIG_NS_STREAM_SYN, ISN, 0, 0);
     assert_int_equal(t->last.flags, SPRIG_NS_STREAM_SYN | SPRIG_NS_STREAM_ACK);
     assert_int_equal(t->last.ack, ISN + 1);
-    uint32_t mine = t->last.seq + 1;
-    seg_in(SPRIG_NS_STREAM_ACK, ISN + 1, mine, 0);
-    assert_int_equal(sprig_sock_accept(lis, &s), SPRIG_STATUS_OK);
+    *mine = t->last.seq + 1;
+    seg_in(SPRIG_NS_STREAM_ACK, ISN + 1, *mine, 0);
+    assert_int_equal(sprig_sock_accept(*lis, &s), SPRIG_STATUS_OK);
+    return s;
+}
+
+static void teardown(sprig_sock *s, sprig_sock *lis)
+{
+    t_net *t = &tn;
+    sprig_sock_close(s);
+    sprig_sock_close(lis);
+    sprig_ns_stream_deinit(&t->be);
+    sprig_ns_node_deinit(&t->node);
+    sprig_ns_link_deinit(&t->link);
+    fx_deinit(&t->f);
+}
+
+static void test_stream_ooo_one_range(void **state)
+{
+    (void)state;
+    t_net *t = &tn;
+    sprig_sock *lis = NULL;
+    uint32_t mine = 0;
+    sprig_sock *s = setup(&lis, &mine);
 
     const uint8_t A = SPRIG_NS_STREAM_ACK;
     const uint32_t d = ISN + 1; /* sequence number of stream byte 0 */
@@ -161,19 +188,42 @@ static void test_stream_ooo_one_range(void **state)
     uint8_t one;
     assert_int_equal(sprig_sock_recv(s, &one, 1, &n), SPRIG_STATUS_OUT_OF_RANGE);
     assert_int_equal(at, 650);
+    teardown(s, lis);
+}
 
-    sprig_sock_close(s);
-    sprig_sock_close(lis);
-    sprig_ns_stream_deinit(&t->be);
-    sprig_ns_node_deinit(&t->node);
-    sprig_ns_link_deinit(&t->link);
-    fx_deinit(&t->f);
+static void test_stream_one_ack_per_pass(void **state)
+{
+    (void)state;
+    t_net *t = &tn;
+    sprig_sock *lis = NULL;
+    uint32_t mine = 0, at = 0;
+    sprig_sock *s = setup(&lis, &mine);
+    const uint8_t A = SPRIG_NS_STREAM_ACK;
+    const uint32_t d = ISN + 1;
+    /* three segments in one pass: one ACK for all */
+    unsigned before = t->segs;
+    seg_put(A, d, mine, 100);
+    seg_put(A, d + 100, mine, 100);
+    seg_put(A, d + 200, mine, 100);
+    assert_int_equal(t->segs, before); /* nothing sent yet: the ACK waits for the task */
+    fx_run(&t->f, SPRIG_TIME_MS(1));
+    assert_int_equal(t->segs, before + 1);
+    assert_int_equal(t->last.ack, d + 300);
+    assert_int_equal(t->last.flags, A);
+    /* one segment per pass: one ACK each */
+    seg_in(A, d + 300, mine, 100);
+    seg_in(A, d + 400, mine, 100);
+    assert_int_equal(t->segs, before + 3);
+    assert_int_equal(t->last.ack, d + 500);
+    assert_int_equal(read_all(s, &at), 500);
+    teardown(s, lis);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_ooo_one_range),
+        cmocka_unit_test(test_stream_one_ack_per_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
