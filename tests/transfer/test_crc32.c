@@ -12,8 +12,9 @@
 #define BIG (1u << 20)
 
 static const int impls[] = {SPRIG_TRANSFER_CRC32_SMALL, SPRIG_TRANSFER_CRC32_TABLE,
-                            SPRIG_TRANSFER_CRC32_SLICE8, SPRIG__TRANSFER_CRC32_CLMUL};
-static const char *const impl_names[] = {"?", "small", "table", "slice8", "clmul"};
+                            SPRIG_TRANSFER_CRC32_SLICE8, SPRIG__TRANSFER_CRC32_CLMUL,
+                            SPRIG__TRANSFER_CRC32_VCLMUL};
+static const char *const impl_names[] = {"?", "small", "table", "slice8", "clmul", "vclmul"};
 
 /* One bit at a time, straight from the definition (zlib's convention: crc 0 to start). */
 static uint32_t ref_crc(uint32_t crc, const uint8_t *p, size_t len)
@@ -86,10 +87,14 @@ static void test_crc32_host_default(void **state)
 #if defined(__x86_64__) && defined(__GNUC__)
     assert_int_equal(SPRIG_CONFIG_TRANSFER_CRC32_CLMUL, 1);
     assert_int_equal(available(SPRIG__TRANSFER_CRC32_CLMUL), __builtin_cpu_supports("pclmul") != 0);
+    assert_int_equal(available(SPRIG__TRANSFER_CRC32_VCLMUL),
+                     __builtin_cpu_supports("vpclmulqdq") != 0 &&
+                         __builtin_cpu_supports("avx512f") != 0);
 #endif
-    print_message("crc32 variants here: small %d table %d slice8 %d clmul %d\n",
+    print_message("crc32 variants here: small %d table %d slice8 %d clmul %d vclmul %d\n",
                   available(SPRIG_TRANSFER_CRC32_SMALL), available(SPRIG_TRANSFER_CRC32_TABLE),
-                  available(SPRIG_TRANSFER_CRC32_SLICE8), available(SPRIG__TRANSFER_CRC32_CLMUL));
+                  available(SPRIG_TRANSFER_CRC32_SLICE8), available(SPRIG__TRANSFER_CRC32_CLMUL),
+                  available(SPRIG__TRANSFER_CRC32_VCLMUL));
 }
 
 static void test_crc32_unknown_variant(void **state)
@@ -97,7 +102,7 @@ static void test_crc32_unknown_variant(void **state)
     (void)state;
     uint32_t c = 0x12345678u;
     assert_false(sprig__transfer_crc32_impl(0, &c, "x", 1));
-    assert_false(sprig__transfer_crc32_impl(5, &c, "x", 1));
+    assert_false(sprig__transfer_crc32_impl(6, &c, "x", 1));
     assert_int_equal(c, 0x12345678u);
 }
 
@@ -166,14 +171,15 @@ static void test_crc32_every_table_entry(void **state)
     }
 }
 
-/* Every length 0..300 at every offset 0..15 (the SIMD path needs 64 bytes and takes multiples
- * of 16; the rest goes byte-wise or by 8), random start values. */
+/* Every length 0..600 at every offset 0..15 (the folding paths need 64 or 256 bytes, fold 64 or
+ * 256 at a time and take multiples of 16; the rest goes byte-wise or by 8), random start
+ * values. */
 static void test_crc32_lengths_and_alignments(void **state)
 {
     (void)state;
-    uint8_t *b = random_buf(400);
+    uint8_t *b = random_buf(620);
     for (size_t off = 0; off < 16; off++) {
-        for (size_t len = 0; len <= 300; len++) {
+        for (size_t len = 0; len <= 600; len++) {
             expect_all(next_rand(), b + off, len);
         }
     }

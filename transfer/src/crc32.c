@@ -397,83 +397,163 @@ static uint32_t crc_slice8(uint32_t crc, const uint8_t *p, size_t len)
 
 /* Folding with carry-less multiplication (Intel, "Fast CRC Computation for Generic Polynomials
  * Using PCLMULQDQ Instruction", 2009; the reflected-domain constants of its appendix for
- * 0x04C11DB7, as in Linux's crc32-pclmul and zlib/Chromium's crc32_simd). Four 128-bit lanes
- * fold 64 bytes per step, then fold into one lane, then 128 -> 64 -> 32 bits with a Barrett
- * reduction. len >= 64 and a multiple of 16; crc is the inverted register, as everywhere here. */
-__attribute__((target("pclmul,sse2"))) static uint32_t crc_clmul(uint32_t crc, const uint8_t *p,
-                                                                 size_t len)
-{
-    const __m128i k1k2 = _mm_set_epi64x(0x01c6e41596, 0x0154442bd4);
-    const __m128i k3k4 = _mm_set_epi64x(0x00ccaa009e, 0x01751997d0);
-    const __m128i k5k0 = _mm_set_epi64x(0, 0x0163cd6124);
-    const __m128i poly = _mm_set_epi64x(0x01f7011641, 0x01db710641);
-    const __m128i mask32 = _mm_setr_epi32(-1, 0, -1, 0);
+ * 0x04C11DB7, as in Linux's crc32-pclmul and zlib/Chromium's crc32_simd). A 128-bit lane holding
+ * bytes [i, i+16) is carried forward D bits by multiplying its halves with x^(D+32) and
+ * x^(D-32) mod P (bit-reflected, shifted left by one) and xoring the product into the lane at
+ * i + D/8. Fold constants {lo, hi} for D = 2048, 512 and 128 bits, and the 64 -> 32 bit and
+ * Barrett constants; test_crc32 checks every variant against the bit-wise definition. */
+#define K2048_LO 0x011542778aLL
+#define K2048_HI 0x01322d1430LL
+#define K512_LO  0x0154442bd4LL
+#define K512_HI  0x01c6e41596LL
+#define K128_LO  0x01751997d0LL
+#define K128_HI  0x00ccaa009eLL
+#define K64      0x0163cd6124LL
+#define POLY_LO  0x01db710641LL /* P(x)' */
+#define POLY_HI  0x01f7011641LL /* floor(x^64 / P(x))' */
 
-    __m128i x1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 0));
-    __m128i x2 = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
-    __m128i x3 = _mm_loadu_si128((const __m128i *)(const void *)(p + 32));
-    __m128i x4 = _mm_loadu_si128((const __m128i *)(const void *)(p + 48));
-    x1 = _mm_xor_si128(x1, _mm_cvtsi32_si128((int)crc));
-    p += 64;
-    len -= 64;
-    while (len >= 64) {
-        __m128i x5 = _mm_clmulepi64_si128(x1, k1k2, 0x00);
-        __m128i x6 = _mm_clmulepi64_si128(x2, k1k2, 0x00);
-        __m128i x7 = _mm_clmulepi64_si128(x3, k1k2, 0x00);
-        __m128i x8 = _mm_clmulepi64_si128(x4, k1k2, 0x00);
-        x1 = _mm_clmulepi64_si128(x1, k1k2, 0x11);
-        x2 = _mm_clmulepi64_si128(x2, k1k2, 0x11);
-        x3 = _mm_clmulepi64_si128(x3, k1k2, 0x11);
-        x4 = _mm_clmulepi64_si128(x4, k1k2, 0x11);
-        x1 = _mm_xor_si128(_mm_xor_si128(x1, x5),
-                           _mm_loadu_si128((const __m128i *)(const void *)(p + 0)));
-        x2 = _mm_xor_si128(_mm_xor_si128(x2, x6),
-                           _mm_loadu_si128((const __m128i *)(const void *)(p + 16)));
-        x3 = _mm_xor_si128(_mm_xor_si128(x3, x7),
-                           _mm_loadu_si128((const __m128i *)(const void *)(p + 32)));
-        x4 = _mm_xor_si128(_mm_xor_si128(x4, x8),
-                           _mm_loadu_si128((const __m128i *)(const void *)(p + 48)));
-        p += 64;
-        len -= 64;
-    }
+#define LOAD128(p) _mm_loadu_si128((const __m128i *)(const void *)(p))
+
+/* x1..x4 hold 64 consecutive bytes folded so far; p/len the rest (a multiple of 16). */
+__attribute__((target("pclmul,sse2"))) static inline uint32_t
+clmul_finish(__m128i x1, __m128i x2, __m128i x3, __m128i x4, const uint8_t *p, size_t len)
+{
+    const __m128i k128 = _mm_set_epi64x(K128_HI, K128_LO);
+    const __m128i k64 = _mm_set_epi64x(0, K64);
+    const __m128i poly = _mm_set_epi64x(POLY_HI, POLY_LO);
+    const __m128i mask32 = _mm_setr_epi32(-1, 0, -1, 0);
     /* Four lanes into one. */
-    __m128i x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-    x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+    __m128i x5 = _mm_clmulepi64_si128(x1, k128, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, k128, 0x11);
     x1 = _mm_xor_si128(_mm_xor_si128(x1, x2), x5);
-    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-    x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+    x5 = _mm_clmulepi64_si128(x1, k128, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, k128, 0x11);
     x1 = _mm_xor_si128(_mm_xor_si128(x1, x3), x5);
-    x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-    x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
+    x5 = _mm_clmulepi64_si128(x1, k128, 0x00);
+    x1 = _mm_clmulepi64_si128(x1, k128, 0x11);
     x1 = _mm_xor_si128(_mm_xor_si128(x1, x4), x5);
     /* The remaining 16-byte blocks, one at a time. */
     while (len >= 16) {
-        x5 = _mm_clmulepi64_si128(x1, k3k4, 0x00);
-        x1 = _mm_clmulepi64_si128(x1, k3k4, 0x11);
-        x1 =
-            _mm_xor_si128(_mm_xor_si128(x1, x5), _mm_loadu_si128((const __m128i *)(const void *)p));
+        x5 = _mm_clmulepi64_si128(x1, k128, 0x00);
+        x1 = _mm_clmulepi64_si128(x1, k128, 0x11);
+        x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), LOAD128(p));
         p += 16;
         len -= 16;
     }
     /* 128 -> 64 bits. */
-    x2 = _mm_clmulepi64_si128(x1, k3k4, 0x10);
-    x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2);
-    x2 = _mm_srli_si128(x1, 4);
+    __m128i x2b = _mm_clmulepi64_si128(x1, k128, 0x10);
+    x1 = _mm_xor_si128(_mm_srli_si128(x1, 8), x2b);
+    x2b = _mm_srli_si128(x1, 4);
     x1 = _mm_and_si128(x1, mask32);
-    x1 = _mm_clmulepi64_si128(x1, k5k0, 0x00);
-    x1 = _mm_xor_si128(x1, x2);
+    x1 = _mm_clmulepi64_si128(x1, k64, 0x00);
+    x1 = _mm_xor_si128(x1, x2b);
     /* Barrett reduction to 32 bits. */
-    x2 = _mm_and_si128(x1, mask32);
-    x2 = _mm_clmulepi64_si128(x2, poly, 0x10);
-    x2 = _mm_and_si128(x2, mask32);
-    x2 = _mm_clmulepi64_si128(x2, poly, 0x00);
-    x1 = _mm_xor_si128(x1, x2);
+    x2b = _mm_and_si128(x1, mask32);
+    x2b = _mm_clmulepi64_si128(x2b, poly, 0x10);
+    x2b = _mm_and_si128(x2b, mask32);
+    x2b = _mm_clmulepi64_si128(x2b, poly, 0x00);
+    x1 = _mm_xor_si128(x1, x2b);
     return (uint32_t)_mm_cvtsi128_si32(_mm_srli_si128(x1, 4));
+}
+
+/* PCLMULQDQ: four 128-bit lanes fold 64 bytes per step. len >= 64 and a multiple of 16; crc is
+ * the inverted register, as everywhere here. */
+__attribute__((target("pclmul,sse2"))) static uint32_t crc_clmul(uint32_t crc, const uint8_t *p,
+                                                                 size_t len)
+{
+    const __m128i k512 = _mm_set_epi64x(K512_HI, K512_LO);
+    __m128i x1 = _mm_xor_si128(LOAD128(p), _mm_cvtsi32_si128((int)crc));
+    __m128i x2 = LOAD128(p + 16);
+    __m128i x3 = LOAD128(p + 32);
+    __m128i x4 = LOAD128(p + 48);
+    p += 64;
+    len -= 64;
+    while (len >= 64) {
+        __m128i x5 = _mm_clmulepi64_si128(x1, k512, 0x00);
+        __m128i x6 = _mm_clmulepi64_si128(x2, k512, 0x00);
+        __m128i x7 = _mm_clmulepi64_si128(x3, k512, 0x00);
+        __m128i x8 = _mm_clmulepi64_si128(x4, k512, 0x00);
+        x1 = _mm_clmulepi64_si128(x1, k512, 0x11);
+        x2 = _mm_clmulepi64_si128(x2, k512, 0x11);
+        x3 = _mm_clmulepi64_si128(x3, k512, 0x11);
+        x4 = _mm_clmulepi64_si128(x4, k512, 0x11);
+        x1 = _mm_xor_si128(_mm_xor_si128(x1, x5), LOAD128(p));
+        x2 = _mm_xor_si128(_mm_xor_si128(x2, x6), LOAD128(p + 16));
+        x3 = _mm_xor_si128(_mm_xor_si128(x3, x7), LOAD128(p + 32));
+        x4 = _mm_xor_si128(_mm_xor_si128(x4, x8), LOAD128(p + 48));
+        p += 64;
+        len -= 64;
+    }
+    return clmul_finish(x1, x2, x3, x4, p, len);
+}
+
+#define LOAD512(p) _mm512_loadu_si512((const void *)(p))
+
+/* The same with VPCLMULQDQ on 512-bit registers (AVX-512): four registers of four lanes fold
+ * 256 bytes per step, then into one register (64 bytes) and on as above. len >= 256 and a
+ * multiple of 16. */
+__attribute__((target("avx512f,vpclmulqdq,pclmul"))) static uint32_t
+crc_vclmul(uint32_t crc, const uint8_t *p, size_t len)
+{
+    const __m512i k2048 = _mm512_broadcast_i32x4(_mm_set_epi64x(K2048_HI, K2048_LO));
+    const __m512i k512 = _mm512_broadcast_i32x4(_mm_set_epi64x(K512_HI, K512_LO));
+    __m512i z0 = _mm512_xor_si512(
+        LOAD512(p), _mm512_inserti32x4(_mm512_setzero_si512(), _mm_cvtsi32_si128((int)crc), 0));
+    __m512i z1 = LOAD512(p + 64);
+    __m512i z2 = LOAD512(p + 128);
+    __m512i z3 = LOAD512(p + 192);
+    p += 256;
+    len -= 256;
+/* a's lanes carried forward by the distance of k, xored with b (0x96: three-way xor). */
+#define FOLD512(a, k, b)                                                                           \
+    _mm512_ternarylogic_epi64(_mm512_clmulepi64_epi128(a, k, 0x00),                                \
+                              _mm512_clmulepi64_epi128(a, k, 0x11), b, 0x96)
+    while (len >= 256) {
+        z0 = FOLD512(z0, k2048, LOAD512(p));
+        z1 = FOLD512(z1, k2048, LOAD512(p + 64));
+        z2 = FOLD512(z2, k2048, LOAD512(p + 128));
+        z3 = FOLD512(z3, k2048, LOAD512(p + 192));
+        p += 256;
+        len -= 256;
+    }
+    z0 = FOLD512(z0, k512, z1);
+    z0 = FOLD512(z0, k512, z2);
+    z0 = FOLD512(z0, k512, z3);
+    while (len >= 64) {
+        z0 = FOLD512(z0, k512, LOAD512(p));
+        p += 64;
+        len -= 64;
+    }
+#undef FOLD512
+    return clmul_finish(_mm512_extracti32x4_epi32(z0, 0), _mm512_extracti32x4_epi32(z0, 1),
+                        _mm512_extracti32x4_epi32(z0, 2), _mm512_extracti32x4_epi32(z0, 3), p, len);
 }
 
 static bool have_clmul(void)
 {
     return __builtin_cpu_supports("pclmul") != 0;
+}
+
+static bool have_vclmul(void)
+{
+    return __builtin_cpu_supports("vpclmulqdq") != 0 && __builtin_cpu_supports("avx512f") != 0;
+}
+
+/* The fastest folding this CPU has over the 16-byte multiples of [p, p + *len) when it is long
+ * enough; advances p and *len. */
+static uint32_t crc_fold(uint32_t crc, const uint8_t **p, size_t *len, bool allow_wide)
+{
+    size_t n = *len & ~(size_t)15;
+    if (allow_wide && n >= 256 && have_vclmul()) {
+        crc = crc_vclmul(crc, *p, n);
+    } else if (n >= 64 && have_clmul()) {
+        crc = crc_clmul(crc, *p, n);
+    } else {
+        return crc;
+    }
+    *p += n;
+    *len -= n;
+    return crc;
 }
 
 #endif /* SPRIG__CRC32_CLMUL */
@@ -495,12 +575,7 @@ uint32_t sprig_transfer_crc32(uint32_t crc, const void *data, size_t len)
     const uint8_t *p = data;
     crc = ~crc;
 #if SPRIG__CRC32_CLMUL
-    if (len >= 64 && have_clmul()) {
-        size_t n = len & ~(size_t)15;
-        crc = crc_clmul(crc, p, n);
-        p += n;
-        len -= n;
-    }
+    crc = crc_fold(crc, &p, &len, true);
 #endif
     return ~crc_portable(crc, p, len);
 }
@@ -525,15 +600,11 @@ bool sprig__transfer_crc32_impl(int impl, uint32_t *crc, const void *data, size_
 #endif
 #if SPRIG__CRC32_CLMUL
     case SPRIG__TRANSFER_CRC32_CLMUL:
-        if (!have_clmul()) {
+    case SPRIG__TRANSFER_CRC32_VCLMUL:
+        if (impl == SPRIG__TRANSFER_CRC32_CLMUL ? !have_clmul() : !have_vclmul()) {
             return false;
         }
-        if (len >= 64) {
-            size_t n = len & ~(size_t)15;
-            c = crc_clmul(c, p, n);
-            p += n;
-            len -= n;
-        }
+        c = crc_fold(c, &p, &len, impl == SPRIG__TRANSFER_CRC32_VCLMUL);
         c = crc_portable(c, p, len);
         break;
 #endif
