@@ -99,9 +99,11 @@ if ((${#su_files[@]} == 0)); then
         "$build"
 else
     # Lines are "file:line:col:function<TAB>bytes<TAB>static|dynamic[,bounded]".
-    cat "${su_files[@]}" | LC_ALL=C sort -t $'\t' -k2,2nr | head -n "$top" | awk -F '\t' '
+    # awk reads every line and prints the first $top (no head: with pipefail, sort could die of
+    # SIGPIPE when head quits before sort has written everything, failing the report at random).
+    cat "${su_files[@]}" | LC_ALL=C sort -t $'\t' -k2,2nr | awk -F '\t' -v top="$top" '
         BEGIN { printf "%8s  %-16s %s\n", "bytes", "kind", "function (file:line)" }
-        {
+        NR <= top {
             n = split($1, p, ":")
             fn = p[n]; file = p[1]; sub(/.*\//, "", file)
             printf "%8d  %-16s %s (%s:%s)\n", $2, $3, fn, file, p[2]
