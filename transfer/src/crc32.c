@@ -1,9 +1,11 @@
 /*
  * transfer/src/crc32.c — CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320, as zlib's crc32)
  * for the transfer engine's end-to-end check. SPRIG_CONFIG_TRANSFER_CRC32 (sprig/config.h) picks
- * the variant; a build carries that one and the smaller ones (for tests and the benchmark), plus
- * the PCLMULQDQ folding when SPRIG_CONFIG_TRANSFER_CRC32_CLMUL is 1. docs/transfer.md has the
- * measured speeds.
+ * the portable variant; a build carries that one and the smaller ones (for tests and the
+ * benchmark). With SPRIG_CONFIG_TRANSFER_CRC32_CLMUL on x86-64, spans of 64 bytes and more are
+ * folded with PCLMULQDQ, or VPCLMULQDQ on 512-bit registers from 256 bytes, whichever the CPU
+ * has (checked at run time); the portable variant does the rest. docs/transfer.md has the
+ * decision and the measured speeds.
  *
  * Every variant works on the inverted register (zlib's ~crc) and is checked against a bit-wise
  * reference by tests/transfer/test_crc32.c.
@@ -39,7 +41,8 @@ static uint32_t crc_small(uint32_t crc, const uint8_t *p, size_t len)
 
 /* tab[0] is the byte-wise table (entry n: n shifted through 8 steps of the polynomial); tab[k]
  * is tab[0] advanced by k more zero bytes: tab[k][n] = tab[0][tab[k-1][n] & 255] ^
- * (tab[k-1][n] >> 8). Generated with that recurrence; test_crc32 recomputes every entry. */
+ * (tab[k-1][n] >> 8). Generated with that recurrence; test_crc32 reaches every entry and compares
+ * the result with the bit-wise definition. */
 static const uint32_t tab[SPRIG__CRC32_SLICE8 ? 8 : 1][256] = {
     {
         0x00000000u, 0x77073096u, 0xee0e612cu, 0x990951bau, 0x076dc419u, 0x706af48fu, 0xe963a535u,
@@ -529,13 +532,17 @@ crc_vclmul(uint32_t crc, const uint8_t *p, size_t len)
                         _mm512_extracti32x4_epi32(z0, 2), _mm512_extracti32x4_epi32(z0, 3), p, len);
 }
 
+/* __builtin_cpu_init: the CPU model is filled by a constructor; a CRC computed from another
+ * constructor could run first. Once done it returns at once. */
 static bool have_clmul(void)
 {
+    __builtin_cpu_init();
     return __builtin_cpu_supports("pclmul") != 0;
 }
 
 static bool have_vclmul(void)
 {
+    __builtin_cpu_init();
     return __builtin_cpu_supports("vpclmulqdq") != 0 && __builtin_cpu_supports("avx512f") != 0;
 }
 
