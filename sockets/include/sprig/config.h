@@ -58,9 +58,10 @@
 #endif
 #endif
 
-/* 1: on x86-64 (GCC or clang), sprig_transfer_crc32 folds with carry-less multiplication
- * (PCLMULQDQ) when the CPU has it, checked at run time (__builtin_cpu_supports); spans under
- * 64 bytes and CPUs without it use the SPRIG_CONFIG_TRANSFER_CRC32 variant. Default: 1 with the
+/* 1: on x86-64 (GCC or clang), sprig_transfer_crc32 folds with carry-less multiplication when
+ * the CPU can, checked at run time (__builtin_cpu_supports): VPCLMULQDQ on 512-bit registers
+ * (with AVX-512F) from 256 bytes, else PCLMULQDQ from 64 bytes; shorter spans, the tail of a
+ * span and CPUs without either use the SPRIG_CONFIG_TRANSFER_CRC32 variant. Default: 1 with the
  * SLICE8 variant on x86-64, else 0 (ignored where it cannot apply). */
 #ifndef SPRIG_CONFIG_TRANSFER_CRC32_CLMUL
 #if SPRIG_CONFIG_TRANSFER_CRC32 == SPRIG_TRANSFER_CRC32_SLICE8 && defined(__x86_64__)
