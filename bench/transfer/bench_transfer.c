@@ -45,15 +45,20 @@
 #include "sprig/transfer.h"
 #include "sprig/url.h"
 
-#define PROG          "sprig-bench-transfer"
-#define MB            1000000u
-#define FULL_BYTES    (100u * MB)
-#define QUICK_BYTES   (8u * MB)
-#define RAW_MSG       65536u
-#define RESOURCE_ID   1u
-#define LOCAL_ID      1u
-#define SESSIONS      2u
-#define WINDOW_CHUNKS 32u /* the engine's default is 4 chunks (256 KiB at 64 KiB messages) */
+#define PROG        "sprig-bench-transfer"
+#define MB          1000000u
+#define FULL_BYTES  (100u * MB)
+#define QUICK_BYTES (8u * MB)
+#define RAW_MSG     65536u
+#define RESOURCE_ID 1u
+#define LOCAL_ID    1u
+#define SESSIONS    2u
+/* The receive window given to both nodes. The engine's default is 4 chunks (256 KiB at 64 KiB
+ * messages). With both ends on one CPU a bigger window only adds bytes in flight: over TCP,
+ * whose send buffer grows to take them, 32 chunks (2 MiB, more than a core's L2) measured
+ * 0.77 of raw against 0.93-1.0 with 8 or 16; unix SEQPACKET's send buffer holds about three
+ * messages whatever the window, and its figures moved little (0.61-0.72). */
+#define WINDOW_CHUNKS 16u
 #define MAX_REPEAT    9u
 #define DIAL_TIMEOUT  SPRIG_TIME_S(10)
 #define DGRAM_TIMEOUT SPRIG_TIME_MS(20)
@@ -68,12 +73,15 @@ typedef struct opts {
     bool pin;
     size_t dgram_bytes; /* payload of the DGRAM rows */
     uint16_t drop_pm;   /* DGRAM rows: the loss of the run in progress */
+    int only;           /* -1: both implementations, else the bench_impl to run alone (profiling) */
+    int transport;      /* -1: both transports, else the bench_transport to run alone */
 } opts;
 
 static char g_dir[] = "/tmp/sprig-bench-transfer-XXXXXX";
-static uint8_t *g_src;   /* the payload (sender) */
-static uint8_t *g_dst;   /* the receiver's memory (child) */
-static uint32_t g_chunk; /* the engine's data bytes per chunk, as the sender saw it */
+static uint8_t *g_src;               /* the payload (sender) */
+static uint8_t *g_dst;               /* the receiver's memory (child) */
+static uint32_t g_chunk;             /* the engine's data bytes per chunk, as the sender saw it */
+static volatile uint32_t g_crc_sink; /* keeps the timed CRC computations */
 
 static void err(const char *what, const char *detail)
 {
@@ -719,6 +727,11 @@ static double run_once(bench_transport t, bench_impl im, const opts *o)
     if (pid == 0) {
         close(p[0]);
         alarm(120); /* a wedged run must not hang the bench */
+        /* Write every page of the receiver's memory before the clock starts: after fork they
+         * are copy-on-write (or not there at all: malloc + memset may become calloc), and page
+         * faults in the timed part would charge both implementations for the kernel's memory
+         * management, not the transfer. */
+        memset(g_dst, 0xa5, o->bytes);
         int rc = im == BENCH_RAW ? raw_server(t, o->bytes, p[1]) : sprig_server(t, o, p[1]);
         _exit(rc);
     }
@@ -749,6 +762,62 @@ static double run_once(bench_transport t, bench_impl im, const opts *o)
     return ok && ns > 0 ? (double)o->bytes / ((double)ns / 1e9) / 1e6 : -1;
 }
 
+/* MB/s of CRC-32 variant `impl` over the payload (from memory, as the file or memory a sender
+ * reads) and over one engine-sized chunk again and again (cache-hot, as the engine runs it on the
+ * chunk it just read or received), the same byte count. false if this build or CPU lacks it. */
+static bool crc_speed(int impl, const opts *o, double *cold, double *hot)
+{
+    uint32_t crc = 0;
+    uint64_t t0 = bench_now_ns();
+    if (!sprig__transfer_crc32_impl(impl, &crc, g_src, o->bytes)) {
+        return false;
+    }
+    uint64_t t1 = bench_now_ns();
+    size_t step = RAW_MSG - SPRIG_TRANSFER_DATA_OVERHEAD;
+    for (size_t done = 0; done < o->bytes; done += step) {
+        (void)sprig__transfer_crc32_impl(impl, &crc, g_src, step);
+    }
+    uint64_t t2 = bench_now_ns();
+    g_crc_sink = crc;
+    *cold = (double)o->bytes / ((double)(t1 - t0) / 1e9) / 1e6;
+    *hot = (double)o->bytes / ((double)(t2 - t1) / 1e9) / 1e6;
+    return true;
+}
+
+/* Print the CRC-32 variants' speeds; the MB/s of sprig_transfer_crc32 over the payload. */
+static double crc_report(const opts *o)
+{
+    static const struct {
+        int impl;
+        const char *name;
+    } v[] = {
+        {SPRIG_TRANSFER_CRC32_SMALL, "small (16-entry table)"},
+        {SPRIG_TRANSFER_CRC32_TABLE, "table (256 entries)"},
+        {SPRIG_TRANSFER_CRC32_SLICE8, "slice8 (slicing-by-8)"},
+        {SPRIG__TRANSFER_CRC32_CLMUL, "clmul (PCLMULQDQ, 128-bit)"},
+        {SPRIG__TRANSFER_CRC32_VCLMUL, "vclmul (VPCLMULQDQ, AVX-512)"},
+    };
+    static const char *const cfg_name[] = {"?", "small", "table", "slice8"};
+    printf(
+        "CRC-32 variants (MB/s, one CPU; build: SPRIG_CONFIG_TRANSFER_CRC32 = %s, folding %s):\n",
+        cfg_name[SPRIG_CONFIG_TRANSFER_CRC32], SPRIG_CONFIG_TRANSFER_CRC32_CLMUL ? "on" : "off");
+    printf("  %-30s %10s %12s\n", "variant", "payload", "64 KiB hot");
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        double cold;
+        double hot;
+        if (crc_speed(v[i].impl, o, &cold, &hot)) {
+            printf("  %-30s %10.0f %12.0f\n", v[i].name, cold, hot);
+        } else {
+            printf("  %-30s %10s %12s\n", v[i].name, "n/a", "n/a");
+        }
+    }
+    uint64_t t0 = bench_now_ns();
+    g_crc_sink = sprig_transfer_crc32(0, g_src, o->bytes);
+    double rate = (double)o->bytes / ((double)(bench_now_ns() - t0) / 1e9) / 1e6;
+    printf("  %-30s %10.0f\n", "sprig_transfer_crc32 (in use)", rate);
+    return rate;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a;
@@ -760,6 +829,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: %s [--quick] [--repeat N] [--window N] [--no-pin] [--no-dgram]\n"
+            "       [--only raw|sprig] [--transport unix|tcp]\n"
             "  A %u MB transfer (--quick: %u MB) through the transfer engine over unix\n"
             "  SEQPACKET and TCP loopback (sprig framing), beside a raw socket copy of the same\n"
             "  bytes (64 KiB messages; TCP with a 4-byte length prefix) in the same run, between\n"
@@ -770,7 +840,10 @@ static void usage(FILE *f)
             "               %u; the engine's own default is 4)\n"
             "  --no-pin     do not pin both processes to one CPU\n"
             "  --no-dgram   skip the DGRAM rows (the same transfer over UDP loopback at 0%% and\n"
-            "               5%% loss through the fault wrapper)\n",
+            "               5%% loss through the fault wrapper)\n"
+            "  --only IMPL  run only raw or only sprig, and skip the CRC-32 variant timings (for\n"
+            "               profiling; no ratio)\n"
+            "  --transport T  run only over unix or only over tcp\n",
             PROG, FULL_BYTES / MB, QUICK_BYTES / MB, MAX_REPEAT, WINDOW_CHUNKS);
 }
 
@@ -788,7 +861,12 @@ static bool parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 
 int main(int argc, char **argv)
 {
-    opts o = {.bytes = FULL_BYTES, .repeat = 0, .window = WINDOW_CHUNKS, .pin = true};
+    opts o = {.bytes = FULL_BYTES,
+              .repeat = 0,
+              .window = WINDOW_CHUNKS,
+              .pin = true,
+              .only = -1,
+              .transport = -1};
     bool no_dgram = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -801,6 +879,20 @@ int main(int argc, char **argv)
             o.pin = false;
         } else if (strcmp(a, "--no-dgram") == 0) {
             no_dgram = true;
+        } else if (strcmp(a, "--transport") == 0) {
+            const char *v = ++i < argc ? argv[i] : "";
+            if (strcmp(v, "unix") != 0 && strcmp(v, "tcp") != 0) {
+                fprintf(stderr, "%s: --transport needs unix or tcp\n", PROG);
+                return 2;
+            }
+            o.transport = strcmp(v, "unix") == 0 ? BENCH_UNIX : BENCH_TCP;
+        } else if (strcmp(a, "--only") == 0) {
+            const char *v = ++i < argc ? argv[i] : "";
+            if (strcmp(v, "raw") != 0 && strcmp(v, "sprig") != 0) {
+                fprintf(stderr, "%s: --only needs raw or sprig\n", PROG);
+                return 2;
+            }
+            o.only = strcmp(v, "raw") == 0 ? BENCH_RAW : BENCH_SPRIG;
         } else if (strcmp(a, "--repeat") == 0) {
             if (!parse_uint(++i < argc ? argv[i] : NULL, 1, MAX_REPEAT, &o.repeat)) {
                 fprintf(stderr, "%s: --repeat needs a number from 1 to %u\n", PROG, MAX_REPEAT);
@@ -829,11 +921,6 @@ int main(int argc, char **argv)
         return 1;
     }
     fill_payload(g_src, o.bytes);
-    memset(g_dst, 0, o.bytes); /* touch the pages before the fork: no first-touch faults timed */
-    uint64_t c0 = bench_now_ns();
-    volatile uint32_t crc = sprig_transfer_crc32(0, g_src, o.bytes);
-    double crc_rate = (double)o.bytes / ((double)(bench_now_ns() - c0) / 1e9) / 1e6;
-    (void)crc;
     if (mkdtemp(g_dir) == NULL) {
         err_errno("mkdtemp");
         return 1;
@@ -842,6 +929,7 @@ int main(int argc, char **argv)
     printf("%s: %zu bytes (%.0f MB) per run, %u run(s) per row, median reported\n", PROG, o.bytes,
            (double)o.bytes / MB, o.repeat);
     bench_pin(&(bench_opts){.pin = o.pin});
+    double crc_rate = o.only < 0 ? crc_report(&o) : 0; /* --only: just the transfers */
 
     double rate[BENCH_TRANSPORTS][BENCH_IMPLS][MAX_REPEAT];
     unsigned runs[BENCH_TRANSPORTS][BENCH_IMPLS] = {{0}};
@@ -850,6 +938,9 @@ int main(int argc, char **argv)
     for (unsigned r = 0; r < o.repeat; r++) {
         for (int t = 0; t < BENCH_TRANSPORTS; t++) {
             for (int im = 0; im < BENCH_IMPLS; im++) {
+                if ((o.only >= 0 && im != o.only) || (o.transport >= 0 && t != o.transport)) {
+                    continue;
+                }
                 double v = run_once((bench_transport)t, (bench_impl)im, &o);
                 if (v < 0) {
                     all_ok = false;
@@ -870,11 +961,14 @@ int main(int argc, char **argv)
         printf("  %-14s data per chunk %u bytes, window %u bytes\n", bench_transport_name[t],
                chunk[t], chunk[t] * o.window);
     }
-    printf("sprig engine: end-to-end CRC-32 (sprig_transfer_crc32) runs at %.0f MB/s here; the\n"
-           "  sender and the receiver each run it over every byte, which alone caps sprig near\n"
-           "  %.0f MB/s (%s)\n",
-           crc_rate, o.pin ? crc_rate / 2 : crc_rate,
-           o.pin ? "both ends share one CPU" : "unpinned: the two ends may run it in parallel");
+    if (crc_rate > 0) {
+        printf(
+            "sprig engine: end-to-end CRC-32 (sprig_transfer_crc32) runs at %.0f MB/s here; the\n"
+            "  sender and the receiver each run it over every byte, which alone caps sprig near\n"
+            "  %.0f MB/s (%s)\n",
+            crc_rate, o.pin ? crc_rate / 2 : crc_rate,
+            o.pin ? "both ends share one CPU" : "unpinned: the two ends may run it in parallel");
+    }
     printf("\n%-16s %-6s %12s %14s\n", "transport", "impl", "MB/s", "sprig/raw");
     bool met_all = true;
     for (int t = 0; t < BENCH_TRANSPORTS; t++) {
@@ -882,7 +976,10 @@ int main(int argc, char **argv)
         for (int im = 0; im < BENCH_IMPLS; im++) {
             if (runs[t][im] == 0) {
                 printf("%-16s %-6s %12s\n", bench_transport_name[t],
-                       im == BENCH_RAW ? "raw" : "sprig", "failed");
+                       im == BENCH_RAW ? "raw" : "sprig",
+                       (o.only >= 0 && im != o.only) || (o.transport >= 0 && t != o.transport)
+                           ? "not run"
+                           : "failed");
                 continue;
             }
             qsort(rate[t][im], runs[t][im], sizeof(double), cmp_double);
@@ -907,7 +1004,8 @@ int main(int argc, char **argv)
         }
     }
     static const uint16_t losses[] = {0, 50};
-    size_t nlosses = no_dgram ? 0 : sizeof(losses) / sizeof(losses[0]);
+    bool skip_dgram = no_dgram || o.only >= 0 || o.transport >= 0;
+    size_t nlosses = skip_dgram ? 0 : sizeof(losses) / sizeof(losses[0]);
     printf(
         "\nDGRAM (UDP loopback, bound server socket, %zu bytes per run, %u data bytes per\n"
         "  datagram, chunk timeout %u ms, window from 1 chunk, slow start to %u, halved on loss)\n",

@@ -36,6 +36,41 @@
 #define SPRIG_CONFIG_RPC_GEN_UNBOUNDED_MAX 512
 #endif
 
+/* CRC-32 behind sprig_transfer_crc32 (the transfer engine's end-to-end check, sender and
+ * receiver each run it over every byte). Values (constants, not knobs):
+ *   SPRIG_TRANSFER_CRC32_SMALL   16-entry nibble table: 64 bytes of table, the least flash; about
+ *                                a quarter of a GB/s on a current x86-64 core
+ *   SPRIG_TRANSFER_CRC32_TABLE   256-entry table, one lookup per byte: 1 KiB of table
+ *   SPRIG_TRANSFER_CRC32_SLICE8  slicing-by-8, eight lookups per 8 bytes: 8 KiB of tables
+ * Default: SLICE8 when compiling for a hosted OS (Linux, macOS, Windows, the BSDs: where the
+ * POSIX backend and sprig-transfer run), SMALL otherwise (bare metal, e.g. arm-none-eabi for a
+ * Cortex-M0+, where flash is scarce and the link is far slower than the CRC). Override with
+ * -DSPRIG_CONFIG_TRANSFER_CRC32=... or in SPRIG_CONFIG_FILE. */
+#define SPRIG_TRANSFER_CRC32_SMALL  1
+#define SPRIG_TRANSFER_CRC32_TABLE  2
+#define SPRIG_TRANSFER_CRC32_SLICE8 3
+#ifndef SPRIG_CONFIG_TRANSFER_CRC32
+#if defined(__linux__) || defined(__APPLE__) || defined(_WIN32) || defined(__FreeBSD__) ||         \
+    defined(__NetBSD__) || defined(__OpenBSD__)
+#define SPRIG_CONFIG_TRANSFER_CRC32 SPRIG_TRANSFER_CRC32_SLICE8
+#else
+#define SPRIG_CONFIG_TRANSFER_CRC32 SPRIG_TRANSFER_CRC32_SMALL
+#endif
+#endif
+
+/* 1: on x86-64 (GCC or clang), sprig_transfer_crc32 folds with carry-less multiplication when
+ * the CPU can, checked at run time (__builtin_cpu_supports): VPCLMULQDQ on 512-bit registers
+ * (with AVX-512F) from 256 bytes, else PCLMULQDQ from 64 bytes; shorter spans, the tail of a
+ * span and CPUs without either use the SPRIG_CONFIG_TRANSFER_CRC32 variant. Default: 1 with the
+ * SLICE8 variant on x86-64, else 0 (ignored where it cannot apply). */
+#ifndef SPRIG_CONFIG_TRANSFER_CRC32_CLMUL
+#if SPRIG_CONFIG_TRANSFER_CRC32 == SPRIG_TRANSFER_CRC32_SLICE8 && defined(__x86_64__)
+#define SPRIG_CONFIG_TRANSFER_CRC32_CLMUL 1
+#else
+#define SPRIG_CONFIG_TRANSFER_CRC32_CLMUL 0
+#endif
+#endif
+
 /* Bytes the framing decorator puts before each message (fixed by WIRE.md; not a knob). */
 #define SPRIG_FRAMING_HEADER_LEN 4
 
@@ -58,6 +93,11 @@
 #endif
 #if SPRIG_CONFIG_SOCK_DEFAULT_MAX_MESSAGE < 64
 #error "SPRIG_CONFIG_SOCK_DEFAULT_MAX_MESSAGE is too small to carry an RPC packet"
+#endif
+
+#if SPRIG_CONFIG_TRANSFER_CRC32 < SPRIG_TRANSFER_CRC32_SMALL ||                                    \
+    SPRIG_CONFIG_TRANSFER_CRC32 > SPRIG_TRANSFER_CRC32_SLICE8
+#error "SPRIG_CONFIG_TRANSFER_CRC32 must be SPRIG_TRANSFER_CRC32_SMALL, _TABLE or _SLICE8"
 #endif
 
 #endif /* SPRIG_CONFIG_H */

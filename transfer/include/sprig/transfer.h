@@ -128,8 +128,19 @@ sprig_status sprig_transfer_chunk_wrap(sprig_buf *buf, const sprig_transfer_chun
  * at least 80 bytes. */
 #define SPRIG_TRANSFER_MIN_MESSAGE 128
 
-/* CRC-32 (IEEE, reflected, as zlib's crc32(crc, data, len)); start with crc = 0. */
+/* CRC-32 (IEEE, reflected, as zlib's crc32(crc, data, len)); start with crc = 0. The variant
+ * (code size against speed) is SPRIG_CONFIG_TRANSFER_CRC32 in sprig/config.h. */
 uint32_t sprig_transfer_crc32(uint32_t crc, const void *data, size_t len);
+
+/* Internal, for tests and benchmarks: update *crc (as sprig_transfer_crc32 would) with variant
+ * `impl`: SPRIG_TRANSFER_CRC32_SMALL, _TABLE or _SLICE8 (sprig/config.h), or on x86-64
+ * SPRIG__TRANSFER_CRC32_CLMUL (PCLMULQDQ folding of 128-bit lanes) or _VCLMUL (VPCLMULQDQ on
+ * 512-bit registers, AVX-512), each followed by the configured variant for the tail.
+ * false, *crc unchanged, when this build or CPU lacks it: a build carries its configured variant
+ * and the smaller ones, and the folding ones only with SPRIG_CONFIG_TRANSFER_CRC32_CLMUL. */
+#define SPRIG__TRANSFER_CRC32_CLMUL  4
+#define SPRIG__TRANSFER_CRC32_VCLMUL 5
+bool sprig__transfer_crc32_impl(int impl, uint32_t *crc, const void *data, size_t len);
 
 /* ---- resource handlers ----------------------------------------------------------------------- */
 
