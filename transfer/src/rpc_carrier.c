@@ -201,6 +201,23 @@ static void server_teardown(void *arg)
     st->state = ST_FREE;
 }
 
+/* A refused call is answered with RESPONSE and `status`; if the socket is full the call stays
+ * open until on_ready can send it. call->user marks it: NULL for RESOURCE_EXHAUSTED (no free
+ * slot), the service itself for FAILED_PRECONDITION (messages too small for chunks). */
+static void refuse(sprig_rpc_call *call, sprig_status status)
+{
+    call->user =
+        status == SPRIG_STATUS_RESOURCE_EXHAUSTED ? NULL : sprig_rpc_call_service_ctx(call);
+    (void)sprig_rpc_call_finish(call, NULL, 0, status);
+}
+
+/* The call's stream, or NULL for a refused call. */
+static stream *call_stream(const sprig_rpc_call *call)
+{
+    void *user = call->user;
+    return user == sprig_rpc_call_service_ctx(call) ? NULL : user;
+}
+
 static void srv_request(sprig_rpc_call *call, const uint8_t *payload, size_t len)
 {
     sprig_transfer_rpc_service *svc = sprig_rpc_call_service_ctx(call);
@@ -215,7 +232,7 @@ static void srv_request(sprig_rpc_call *call, const uint8_t *payload, size_t len
     }
     if (st == NULL) {
         svc->calls_refused++;
-        (void)sprig_rpc_call_finish(call, NULL, 0, SPRIG_STATUS_RESOURCE_EXHAUSTED);
+        refuse(call, SPRIG_STATUS_RESOURCE_EXHAUSTED);
         return;
     }
     memset(st, 0, sizeof(*st));
@@ -233,7 +250,7 @@ static void srv_request(sprig_rpc_call *call, const uint8_t *payload, size_t len
     if (r != SPRIG_STATUS_OK) {
         /* The connection's messages are too small for chunks. */
         st->sock.call = NULL;
-        (void)sprig_rpc_call_finish(call, NULL, 0, SPRIG_STATUS_FAILED_PRECONDITION);
+        refuse(call, SPRIG_STATUS_FAILED_PRECONDITION);
         return;
     }
     call->user = st;
@@ -245,13 +262,19 @@ static void srv_request(sprig_rpc_call *call, const uint8_t *payload, size_t len
 
 static void srv_stream(sprig_rpc_call *call, const uint8_t *payload, size_t len)
 {
-    stream_deliver(call->user, payload, len);
+    stream *st = call_stream(call);
+    if (st != NULL) {
+        stream_deliver(st, payload, len);
+    }
 }
 
 /* The client will send nothing more: its transfers cannot go on. End them, then answer. */
 static void srv_complete(sprig_rpc_call *call)
 {
-    stream *st = call->user;
+    stream *st = call_stream(call);
+    if (st == NULL) {
+        return;
+    }
     sprig_transfer_rpc_service *svc = st->owner;
     st->finish_call = 1;
     stream_close(st, SPRIG_STATUS_ABORTED, svc->cfg.loop);
@@ -259,7 +282,10 @@ static void srv_complete(sprig_rpc_call *call)
 
 static void srv_abort(sprig_rpc_call *call, sprig_status status)
 {
-    stream *st = call->user;
+    stream *st = call_stream(call);
+    if (st == NULL) {
+        return; /* a refusal that never went out */
+    }
     sprig_transfer_rpc_service *svc = st->owner;
     st->sock.call = NULL;
     if (st->state == ST_FINISHING) {
@@ -272,7 +298,12 @@ static void srv_abort(sprig_rpc_call *call, sprig_status status)
 
 static void srv_ready(sprig_rpc_call *call)
 {
-    stream *st = call->user;
+    stream *st = call_stream(call);
+    if (st == NULL) {
+        refuse(call, call->user == NULL ? SPRIG_STATUS_RESOURCE_EXHAUSTED
+                                        : SPRIG_STATUS_FAILED_PRECONDITION);
+        return;
+    }
     if (st->state == ST_FINISHING) {
         finish_call(st);
         return;
