@@ -541,6 +541,29 @@ static void test_rpc_carrier_no_free_slot(void **state)
     assert_int_equal(res_of(w)->status, SPRIG_STATUS_RESOURCE_EXHAUSTED);
 }
 
+/* The scratch buffer is held elsewhere when the node wants to send: the node asks again from
+ * the loop and goes on once it is back, without a timeout or a retransmission. */
+static void test_rpc_carrier_scratch_pool_empty(void **state)
+{
+    (void)state;
+    fill(F.cstore[0], 2000, 11);
+    F.cres[0].len = 2000;
+    sprig_buf *held = sprig_buf_alloc(&F.cpool, 0);
+    assert_non_null(held);
+    uint32_t w = do_write(1, 1); /* the START cannot be built now */
+    for (int i = 0; i < 5; i++) {
+        sprig_loop_poll(&F.loop, F.fc.now);
+    }
+    assert_int_equal(res_of(w)->ndone, 0);
+    assert_int_equal(F.sdone, 0);
+    sprig_buf_free(held);
+    drive();
+    assert_int_equal(res_of(w)->status, SPRIG_STATUS_OK);
+    assert_int_equal(F.sres[0].len, 2000);
+    assert_memory_equal(F.sstore[0], F.cstore[0], 2000);
+    assert_int_equal(F.tc.streams[1].node.stats.retransmits, 0);
+}
+
 /* ---- a foreign pw_transfer client: raw calls and chunks, no sprig direction field ------------ */
 
 static void raw_next(sprig_rpc_client_call *call, const uint8_t *p, size_t len, void *user)
@@ -825,6 +848,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rpc_carrier_connection_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rpc_carrier_service_goes_away, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rpc_carrier_no_free_slot, setup_one_slot, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_carrier_scratch_pool_empty, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rpc_carrier_foreign_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rpc_carrier_foreign_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rpc_carrier_foreign_write_bad_crc, setup, teardown),

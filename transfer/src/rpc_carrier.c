@@ -5,9 +5,9 @@
  * message) and a transfer node that owns it. The node is the ordinary engine; only the
  * adapter knows about RPC:
  *   send     a copy of the message goes out as SERVER_STREAM (server) / CLIENT_STREAM
- *            (client); the node builds it in a scratch buffer from cfg.tx_pool (the socket's
- *            tx_pool, so the generic alloc_tx/send_buf path applies). UNAVAILABLE from RPC is
- *            UNAVAILABLE here; the call's on_ready becomes the socket's WRITABLE.
+ *            (client); the node builds it in a scratch buffer from cfg.tx_pool (alloc_tx).
+ *            UNAVAILABLE from RPC is UNAVAILABLE here; the call's on_ready becomes the
+ *            socket's WRITABLE.
  *   receive  a stream payload is offered during its RPC callback: READABLE is delivered at
  *            once and the node's recv copies it into its rx buffer. A payload larger than the
  *            socket's max message (we told the peer our max chunk size) is dropped and counted.
@@ -73,6 +73,32 @@ static sprig_status ad_recv(sprig_sock *s, void *buf, size_t cap, size_t *out_le
     return SPRIG_STATUS_OK;
 }
 
+/* A scratch buffer for the node's next chunk. Taking one is synchronous (the node fills and
+ * sends it at once), so an empty pool means a sender further up the stack holds it: ask again
+ * from the loop (WRITABLE) instead of waiting for an on_ready that would never come. */
+static sprig_status ad_alloc_tx(sprig_sock *s, size_t len, sprig_buf **out)
+{
+    stream *st = stream_of(s);
+    if (len > st->scratch->buf_size) {
+        return SPRIG_STATUS_RESOURCE_EXHAUSTED;
+    }
+    *out = sprig_buf_alloc(st->scratch, 0);
+    if (*out == NULL) {
+        s->flags |= SPRIG_SOCK_F_WANT_WRITABLE;
+        sprig_loop_defer(s->loop, &st->retry);
+        return SPRIG_STATUS_UNAVAILABLE;
+    }
+    return SPRIG_STATUS_OK;
+}
+
+static void ad_retry(void *arg)
+{
+    stream *st = arg;
+    if (st->state == ST_OPEN) {
+        sprig__sock_event(&st->sock.sock, SPRIG_SOCK_EV_WRITABLE, SPRIG_STATUS_OK);
+    }
+}
+
 static sprig_status ad_shutdown(sprig_sock *s)
 {
     (void)s;
@@ -81,12 +107,14 @@ static sprig_status ad_shutdown(sprig_sock *s)
 
 static void ad_close(sprig_sock *s)
 {
+    sprig_loop_cancel(s->loop, &stream_of(s)->retry);
     s->state = SPRIG_SOCK_STATE_CLOSED;
 }
 
 static const sprig_sock_ops adapter_ops = {
     .name = "transfer-rpc",
     .send = ad_send,
+    .alloc_tx = ad_alloc_tx,
     .recv = ad_recv,
     .shutdown = ad_shutdown,
     .close = ad_close,
@@ -113,7 +141,8 @@ static sprig_status stream_up(stream *st, sprig_loop *loop, const sprig_transfer
     a->rx_full = 0;
     a->dropped = 0;
     a->stalls = 0;
-    a->sock.tx_pool = pool;
+    st->scratch = pool;
+    sprig_task_init(&st->retry, ad_retry, st);
     a->sock.max_message = min_size(min_size(max_payload, rx_cap), pool->buf_size);
     sprig_transfer_cfg cfg = *tmpl;
     cfg.loop = loop;

@@ -59,7 +59,9 @@ typedef struct sprig_transfer_rpc_stream {
     sprig_transfer_node node;
     sprig_rpc_client_call ccall; /* client side */
     sprig_task task;             /* deferred teardown after the call ended */
-    void *owner;                 /* the service or client */
+    sprig_task retry;            /* WRITABLE after the scratch pool was found empty */
+    sprig_buf_pool *scratch;
+    void *owner; /* the service or client */
     sprig_transfer_session *sessions;
     uint8_t *rx_buf;
     sprig_status end_status; /* what the node's transfers end with */
