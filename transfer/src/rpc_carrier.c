@@ -207,8 +207,10 @@ static void finish_call(stream *st)
 {
     sprig_rpc_call *call = st->sock.call;
     sprig_status r = sprig_rpc_call_finish(call, NULL, 0, SPRIG_STATUS_OK);
-    if (r == SPRIG_STATUS_UNAVAILABLE) {
-        st->state = ST_FINISHING; /* on_ready retries; on_abort frees */
+    if (r != SPRIG_STATUS_OK && r != SPRIG_STATUS_FAILED_PRECONDITION) {
+        /* UNAVAILABLE: on_ready retries. ABORTED: the connection is going, on_abort follows.
+         * Either way the call still points here; on_abort frees the slot. */
+        st->state = ST_FINISHING;
         return;
     }
     st->sock.call = NULL;
