@@ -99,8 +99,10 @@ if ((${#su_files[@]} == 0)); then
         "$build"
 else
     # Lines are "file:line:col:function<TAB>bytes<TAB>static|dynamic[,bounded]".
-    cat "${su_files[@]}" | LC_ALL=C sort -t $'\t' -k2,2nr | head -n "$top" | awk -F '\t' '
+    # awk reads all of sort's output (with `head` here, sort could die of SIGPIPE: pipefail).
+    cat "${su_files[@]}" | LC_ALL=C sort -t $'\t' -k2,2nr | awk -F '\t' -v top="$top" '
         BEGIN { printf "%8s  %-16s %s\n", "bytes", "kind", "function (file:line)" }
+        NR > top { next }
         {
             n = split($1, p, ":")
             fn = p[n]; file = p[1]; sub(/.*\//, "", file)
