@@ -378,7 +378,7 @@ static int run_command(const char *url, sprig_time timeout, char **args, int nar
     int rc;
     sprig_status st = client_connect(c, url, timeout);
     if (st != SPRIG_STATUS_OK) {
-        echo_failf(st, "connect to %s", url);
+        echo_failf(st, "connect to %s%s%s", url, c->env.why[0] != '\0' ? ": " : "", c->env.why);
         client_close(c);
         return 1;
     }

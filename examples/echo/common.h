@@ -16,12 +16,17 @@
 /* The RPC receive buffers: the OS backend's default largest message. */
 #define ECHO_MAX_MESSAGE SPRIG_CONFIG_SOCK_DEFAULT_MAX_MESSAGE
 
-struct sprig_ns_os_endpoint;
+#ifdef ECHO_WITH_NETSTACK
+#include "sprig/ns_os.h"
+#endif
 
 typedef struct echo_env {
     sprig_os_loop ol;
     sprig_os_backend backend;
-    struct sprig_ns_os_endpoint *ns; /* the netstack endpoint of echo_env_url, or NULL */
+#ifdef ECHO_WITH_NETSTACK
+    sprig_ns_os_set ns; /* the netstack endpoint of echo_env_url, if any */
+#endif
+    char why[256]; /* echo_env_url: why it failed, in words ("" if no more to say) */
     bool loop_ready;
     bool backend_ready;
 } echo_env;
@@ -42,16 +47,12 @@ sprig_status echo_env_init(echo_env *e);
 /* Returns the number of sockets the backend still had open (0 after a clean teardown). */
 size_t echo_env_deinit(echo_env *e);
 
-/* The URL to listen on (listening) or dial for a URL given on the command line. A netstack host
- * URL (serial:PATH, sprig+udp://HOST:PORT; docs/netstack.md §11) opens an endpoint on the env's
- * loop (closed by echo_env_deinit; one per env) and yields sprig://NODE:PORT: the endpoint's own
- * node when listening, its peer when dialing. Without node=/peer= in the query the listening
- * side is node 2 with peer 1, the dialing side node 1 with peer 2; port=N (removed before the
- * endpoint sees the query) replaces the well-known port ECHO_NS_PORT. A dialing sprig+udp URL
- * without bind= binds PORT+1 locally: the listening side keeps the first address it hears from
- * as its peer, so every client run must use the same one. Any other URL is copied
- * unchanged. INVALID_ARGUMENT for a bad port= or a second netstack URL, UNIMPLEMENTED when the
- * netstack was not built, else what sprig_ns_os_open returns. */
+/* The URL to listen on (listening) or dial for a URL given on the command line, through the
+ * netstack library's URL set (sprig_ns_os_set_url, sprig/ns_os.h; docs/netstack.md §11): a
+ * netstack host URL (serial:PATH, sprig+udp://HOST:PORT) opens an endpoint on the env's loop
+ * (closed by echo_env_deinit) and yields sprig://NODE:PORT, the port ECHO_NS_PORT unless the
+ * query says port=N; any other URL is copied unchanged. On failure e->why says why in words.
+ * UNIMPLEMENTED for a netstack URL when the netstack was not built. */
 sprig_status echo_env_url(echo_env *e, const char *url, bool listening, char *out, size_t cap);
 
 /* Parse a non-negative decimal integer no larger than max. */

@@ -447,7 +447,8 @@ int main(int argc, char **argv)
             st = sprig_sock_listen(&s->env.ol.loop, lurl, SPRIG_SOCK_SEQPACKET, &l);
         }
         if (st != SPRIG_STATUS_OK) {
-            echo_failf(st, "listen on %s", urls[i]);
+            echo_failf(st, "listen on %s%s%s", urls[i], s->env.why[0] != '\0' ? ": " : "",
+                       s->env.why);
             goto out;
         }
         s->listeners[s->nlisteners++] = l;

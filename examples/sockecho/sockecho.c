@@ -13,6 +13,10 @@
  *   sprig-sockecho --demo
  *       Server and client in one process on one loop, over unix, tcp (IPv4 and IPv6) and udp.
  *
+ * URLs: the OS backend's (unix:, tcp://, udp://) and, when the netstack is built, serial:PATH
+ * and sprig+udp://HOST:PORT (docs/netstack.md §11): a netstack endpoint on the loop, the echo
+ * service on sprig://NODE:7 through it (sprig_ns_os_set_url).
+ *
  * Errors are printed as "sprig-sockecho: <what>: <STATUS_NAME>" and the exit status is non-zero.
  * Host-side example code: it may allocate.
  */
@@ -37,6 +41,9 @@
 #include "sprig/os.h"
 #include "sprig/sock.h"
 #include "sprig/url.h"
+#ifdef SOCKECHO_WITH_NETSTACK
+#include "sprig/ns_os.h"
+#endif
 
 #define PROG          "sprig-sockecho"
 #define TIMEOUT       SPRIG_TIME_S(5)
@@ -47,6 +54,7 @@
 #define CLIENT_LINES  20u /* the client prints each echo up to this many messages */
 #define DEMO_RTT_RUNS 1000u
 #define DEMO_TIMEOUT  SPRIG_TIME_S(2) /* loopback echoes take microseconds */
+#define NS_PORT       7u              /* the echo service on a netstack node: sprig://NODE:7 */
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
@@ -146,6 +154,9 @@ static void fill_pattern(uint8_t *buf, size_t len, uint32_t seed)
 typedef struct env {
     sprig_os_loop ol;
     sprig_os_backend backend;
+#ifdef SOCKECHO_WITH_NETSTACK
+    sprig_ns_os_set ns; /* serial: and sprig+udp: URLs (docs/netstack.md §11) */
+#endif
     bool loop_ready;
     bool backend_ready;
 } env;
@@ -163,6 +174,9 @@ static sprig_status env_init(env *e)
         return st;
     }
     e->backend_ready = true;
+#ifdef SOCKECHO_WITH_NETSTACK
+    sprig_ns_os_set_init(&e->ns, &e->ol, NULL);
+#endif
     return SPRIG_STATUS_OK;
 }
 
@@ -170,8 +184,14 @@ static sprig_status env_init(env *e)
 static size_t env_deinit(env *e)
 {
     size_t open = 0;
+#ifdef SOCKECHO_WITH_NETSTACK
+    if (e->loop_ready) {
+        open += sprig_ns_os_set_open_count(&e->ns);
+        sprig_ns_os_set_close(&e->ns, SPRIG_TIME_S(2)); /* lets closed connections finish */
+    }
+#endif
     if (e->backend_ready) {
-        open = sprig_os_backend_open_count(&e->backend);
+        open += sprig_os_backend_open_count(&e->backend);
         sprig_os_backend_deinit(&e->backend);
     }
     if (e->loop_ready) {
@@ -179,6 +199,34 @@ static size_t env_deinit(env *e)
     }
     e->loop_ready = e->backend_ready = false;
     return open;
+}
+
+/* The URL to listen on or dial for one from the command line (sprig_ns_os_set_url): serial:PATH
+ * and sprig+udp://HOST:PORT open a netstack endpoint and become sprig://NODE:7 (port=N in the
+ * query for another port); others are unchanged. Prints why on failure. */
+static sprig_status env_url(env *e, const char *url, bool listening, char *out, size_t cap)
+{
+    const char *what = listening ? "listen on" : "connect to";
+#ifdef SOCKECHO_WITH_NETSTACK
+    sprig_status st = sprig_ns_os_set_url(&e->ns, url, listening, NS_PORT, out, cap);
+    if (st != SPRIG_STATUS_OK) {
+        failf(st, "%s %s: %s", what, url, sprig_ns_os_set_error(&e->ns));
+    }
+    return st;
+#else
+    (void)e;
+    sprig_url u;
+    if (sprig_url_parse(url, &u) == SPRIG_STATUS_OK &&
+        (u.scheme == SPRIG_URL_SERIAL || sprig_url_scheme_is(&u, "sprig+udp"))) {
+        failf(SPRIG_STATUS_UNIMPLEMENTED, "%s %s: the netstack was not built", what, url);
+        return SPRIG_STATUS_UNIMPLEMENTED;
+    }
+    if ((size_t)snprintf(out, cap, "%s", url) >= cap) {
+        failf(SPRIG_STATUS_INVALID_ARGUMENT, "%s %s: URL too long", what, url);
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    return SPRIG_STATUS_OK;
+#endif
 }
 
 /* "scheme://address" of a socket's local end, for URLs with a host (port 0 resolved). */
@@ -563,13 +611,17 @@ static int run_listen(const char *url, sprig_sock_type type, bool verbose)
 {
     env e;
     echo_server srv;
-    char where[URL_MAX];
+    char where[2 * URL_MAX], lurl[URL_MAX];
     sprig_status st = env_init(&e);
     if (st != SPRIG_STATUS_OK) {
         env_deinit(&e);
         return fail("OS loop/backend", st);
     }
-    st = server_start(&srv, &e.ol.loop, url, type, verbose);
+    if (env_url(&e, url, true, lurl, sizeof(lurl)) != SPRIG_STATUS_OK) {
+        env_deinit(&e);
+        return 1;
+    }
+    st = server_start(&srv, &e.ol.loop, lurl, type, verbose);
     if (st != SPRIG_STATUS_OK) {
         env_deinit(&e);
         failf(st, "listen on %s", url);
@@ -595,13 +647,20 @@ static int run_listen(const char *url, sprig_sock_type type, bool verbose)
     }
 
     sprig_url u;
-    (void)sprig_url_parse(url, &u);
-    bound_url(&u, srv.listener, where, sizeof(where));
+    if (strcmp(lurl, url) != 0) {
+        snprintf(where, sizeof(where), "%s via %s", lurl, url); /* through the netstack */
+    } else {
+        (void)sprig_url_parse(url, &u);
+        bound_url(&u, srv.listener, where, sizeof(where));
+    }
     if (srv.type == SPRIG_SOCK_STREAM) {
         printf(PROG ": echo server on %s (STREAM); Ctrl-C stops it\n", where);
     } else {
-        size_t max = srv.type == SPRIG_SOCK_DGRAM ? sprig_sock_max_message_size(srv.listener)
-                                                  : e.backend.cfg.max_message_size;
+        /* a listener of the netstack knows its limit; the OS backend's is its config */
+        size_t max = sprig_sock_max_message_size(srv.listener);
+        if (max == 0 && srv.type != SPRIG_SOCK_DGRAM) {
+            max = e.backend.cfg.max_message_size;
+        }
         if (max == 0) {
             max = SPRIG_CONFIG_SOCK_DEFAULT_MAX_MESSAGE;
         }
@@ -727,12 +786,17 @@ static int run_connect(const client_opts *o)
     sprig_sock *s = NULL;
     int rc = 1;
     uint8_t *out = NULL, *in = NULL;
+    char durl[URL_MAX];
     sprig_status st = env_init(&e);
     if (st != SPRIG_STATUS_OK) {
         env_deinit(&e);
         return fail("OS loop/backend", st);
     }
-    st = sprig_sock_dial_wait(&e.ol.loop, o->url, o->type, TIMEOUT, &s);
+    if (env_url(&e, o->url, false, durl, sizeof(durl)) != SPRIG_STATUS_OK) {
+        env_deinit(&e);
+        return 1;
+    }
+    st = sprig_sock_dial_wait(&e.ol.loop, durl, o->type, TIMEOUT, &s);
     if (st != SPRIG_STATUS_OK) {
         failf(st, "connect to %s", o->url);
         goto out;
@@ -1023,23 +1087,28 @@ static int run_demo(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: " PROG " --listen URL [--type T] [--quiet]\n"
-               "       " PROG " --connect URL [--type T] [--count N] [--size B] [MESSAGE...]\n"
-               "       " PROG " --demo\n"
-               "\n"
-               "  --listen URL   echo server: every message (STREAM: every byte) goes back to its\n"
-               "                 sender; many clients at once; Ctrl-C stops it\n"
-               "  --connect URL  send each MESSAGE (or one message of --size bytes) --count times\n"
-               "                 and print the echoes; exit 0 only if every echo matched\n"
-               "  --demo         server and client in one process over unix, tcp, tcp6 and udp\n"
-               "  --type T       seqpacket, stream or dgram (default: the URL's: unix and tcp\n"
-               "                 SEQPACKET, udp DGRAM)\n"
-               "  --count N      rounds (default 1)      --size B   generated message size "
-               "(default 16)\n"
-               "  --quiet        server: no per-connection lines\n"
-               "\n"
-               "URLs: unix:PATH  tcp://HOST:PORT  udp://HOST:PORT  (HOST: name, a.b.c.d or [v6];\n"
-               "PORT 0 on --listen picks a free port, which is printed)\n");
+    fprintf(f,
+            "usage: " PROG " --listen URL [--type T] [--quiet]\n"
+            "       " PROG " --connect URL [--type T] [--count N] [--size B] [MESSAGE...]\n"
+            "       " PROG " --demo\n"
+            "\n"
+            "  --listen URL   echo server: every message (STREAM: every byte) goes back to its\n"
+            "                 sender; many clients at once; Ctrl-C stops it\n"
+            "  --connect URL  send each MESSAGE (or one message of --size bytes) --count times\n"
+            "                 and print the echoes; exit 0 only if every echo matched\n"
+            "  --demo         server and client in one process over unix, tcp, tcp6 and udp\n"
+            "  --type T       seqpacket, stream or dgram (default: the URL's: unix and tcp\n"
+            "                 SEQPACKET, udp DGRAM)\n"
+            "  --count N      rounds (default 1)      --size B   generated message size "
+            "(default 16)\n"
+            "  --quiet        server: no per-connection lines\n"
+            "\n"
+            "URLs: unix:PATH  tcp://HOST:PORT  udp://HOST:PORT  (HOST: name, a.b.c.d or [v6];\n"
+            "PORT 0 on --listen picks a free port, which is printed)\n"
+            "  and sprig's netstack (docs/netstack.md): serial:PATH[?baud=B]  (a tty or pty)\n"
+            "  sprig+udp://HOST:PORT  (--listen binds HOST:PORT and serves many nodes)\n"
+            "  query: node=N peer=P (defaults: --listen node 2, --connect node 1 dialing 2;\n"
+            "  concurrent sprig+udp clients need distinct node=), port=N (echo port, default 7)\n");
 }
 
 int main(int argc, char **argv)

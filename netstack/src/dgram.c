@@ -1,4 +1,5 @@
 /* dgram.c — the netstack DGRAM transport as a socket backend (see sprig/ns_dgram.h). */
+#include <stddef.h>
 #include <string.h>
 
 #include "sprig/ns_dgram.h"
@@ -7,7 +8,7 @@ enum { PEND_CONNECTED = 1, PEND_READABLE = 2, PEND_WRITABLE = 4 };
 
 static sprig_ns_dsock *dsock_of(const sprig_sock *s)
 {
-    return (sprig_ns_dsock *)(void *)(uintptr_t)s; /* sock is the first member */
+    return (sprig_ns_dsock *)(void *)((uintptr_t)s - offsetof(sprig_ns_dsock, sock));
 }
 
 static sprig_ns_dsock *find_port(sprig_ns_dgram_backend *be, uint16_t port)
@@ -39,14 +40,12 @@ static void run_task(void *arg)
     sprig_ns_dsock *d = arg;
     uint8_t pend = d->pending;
     d->pending = 0;
-    if ((pend & PEND_CONNECTED) && d->in_use) {
-        sprig__sock_event(&d->sock, SPRIG_SOCK_EV_CONNECTED, SPRIG_STATUS_OK);
-    }
-    if ((pend & PEND_READABLE) && d->in_use) {
-        sprig__sock_event(&d->sock, SPRIG_SOCK_EV_READABLE, SPRIG_STATUS_OK);
-    }
-    if ((pend & PEND_WRITABLE) && d->in_use) {
-        sprig__sock_event(&d->sock, SPRIG_SOCK_EV_WRITABLE, SPRIG_STATUS_OK);
+    /* PEND bit i is event i + 1: CONNECTED, READABLE, WRITABLE */
+    for (unsigned i = 0; i < 3; i++) {
+        if ((pend & (1u << i)) && d->in_use) {
+            sprig__sock_event(&d->sock, (sprig_sock_event)(SPRIG_SOCK_EV_CONNECTED + i),
+                              SPRIG_STATUS_OK);
+        }
     }
 }
 
@@ -291,7 +290,8 @@ static const sprig_sock_ops dgram_ops = {
 
 static sprig_ns_dgram_backend *be_of(const sprig_backend *b)
 {
-    return (sprig_ns_dgram_backend *)(void *)(uintptr_t)b; /* backend is the first member */
+    return (sprig_ns_dgram_backend *)(void *)((uintptr_t)b -
+                                              offsetof(sprig_ns_dgram_backend, backend));
 }
 
 static bool be_handles(const sprig_backend *b, const sprig_url *url)

@@ -1,4 +1,5 @@
 /* stream.c — the netstack STREAM transport as a socket backend (see sprig/ns_stream.h). */
+#include <stddef.h>
 #include <string.h>
 
 #include "sprig/ns_stream.h"
@@ -14,7 +15,7 @@ enum {
     B_RTT_SEEN = 64, /* srtt/rttvar hold a sample */
     B_FRAMED = 128,  /* listener: accepted connections are wrapped for SEQPACKET */
 };
-enum { PEND_CONNECTED = 1, PEND_READABLE = 2, PEND_WRITABLE = 4, PEND_CLOSED = 8 };
+enum { PEND_CONNECTED = 1, PEND_READABLE = 2, PEND_WRITABLE = 4, PEND_CLOSED = 8, PEND_ACK = 16 };
 
 #define TXB     (c->be->cfg.tx_buf)
 #define RXB     (c->be->cfg.rx_buf)
@@ -87,9 +88,19 @@ void sprig_ns_stream_emit(const sprig_ns_header *ip, const sprig_ns_stream_hdr *
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
+/* n bytes between a ring of `size` bytes at offset at (taken modulo size) and flat memory:
+ * into the ring when in is true (flat is then only read), out of it otherwise. */
+static void ring_copy(uint8_t *ring, uint32_t size, uint32_t at, uint8_t *flat, uint32_t n, bool in)
+{
+    at %= size;
+    uint32_t first = size - at < n ? size - at : n;
+    memcpy(in ? ring + at : flat, in ? flat : ring + at, first);
+    memcpy(in ? ring : flat + first, in ? flat + first : ring, n - first);
+}
+
 static sprig_ns_conn *conn_of(const sprig_sock *s)
 {
-    return (sprig_ns_conn *)(void *)(uintptr_t)s; /* sock is the first member */
+    return (sprig_ns_conn *)(void *)((uintptr_t)s - offsetof(sprig_ns_conn, sock));
 }
 
 static uint32_t now_of(const sprig_ns_stream_backend *be)
@@ -165,16 +176,24 @@ static uint32_t tx_room(const sprig_ns_conn *c)
 
 /* ---- events -------------------------------------------------------------------------------- */
 
+static sprig_status send_seg(sprig_ns_conn *c, uint32_t seq, uint8_t flags, uint32_t off,
+                             uint32_t n);
+
 static void run_task(void *arg)
 {
     sprig_ns_conn *c = arg;
     uint8_t pend = c->pending;
     c->pending = 0;
-    static const sprig_sock_event ev[4] = {SPRIG_SOCK_EV_CONNECTED, SPRIG_SOCK_EV_READABLE,
-                                           SPRIG_SOCK_EV_WRITABLE, SPRIG_SOCK_EV_CLOSED};
+    /* the owed ACK, unless a data segment took it along or the connection failed */
+    if ((pend & PEND_ACK) && (c->bits & B_ACKNOW) && c->state >= ST_EST &&
+        c->fail == SPRIG_STATUS_OK && send_seg(c, c->snd_nxt, 0, 0, 0) != SPRIG_STATUS_OK) {
+        sprig_timer_start(c->be->loop, &c->kick, KICK_US);
+    }
+    /* PEND bit i is event i + 1: CONNECTED, READABLE, WRITABLE, CLOSED */
     for (unsigned i = 0; i < 4; i++) {
         if ((pend & (1u << i)) && (c->bits & B_USER)) {
-            sprig__sock_event(&c->sock, ev[i], i == 3 ? c->fail : SPRIG_STATUS_OK);
+            sprig__sock_event(&c->sock, (sprig_sock_event)(SPRIG_SOCK_EV_CONNECTED + i),
+                              i == 3 ? c->fail : SPRIG_STATUS_OK);
         }
     }
 }
@@ -234,9 +253,7 @@ static sprig_status xmit(sprig_ns_stream_backend *be, uint16_t dst, const sprig_
         sprig_buf_free(b);
         return SPRIG_STATUS_UNAVAILABLE;
     }
-    uint32_t first = size - at < n ? size - at : n;
-    memcpy(p + HLEN, ring + at, first);
-    memcpy(p + HLEN + first, ring, n - first);
+    ring_copy((uint8_t *)(uintptr_t)ring, size, at, p + HLEN, n, false);
     sprig_ns_header ip = {.src = sprig_ns_node_id(be->node), .dst = dst};
     sprig_ns_stream_emit(&ip, h, p, (size_t)HLEN + n);
     be->stats.tx++;
@@ -263,7 +280,7 @@ static sprig_status send_seg(sprig_ns_conn *c, uint32_t seq, uint8_t flags, uint
                              .flags = flags,
                              .shift = (flags & SPRIG_NS_STREAM_SYN) ? be->shift : 0,
                              .window = (uint16_t)wnd};
-    sprig_status st = xmit(be, c->peer_node, &h, c->tx, TXB, (c->tx_head + off) % TXB, n);
+    sprig_status st = xmit(be, c->peer_node, &h, c->tx, TXB, c->tx_head + off, n);
     if (st == SPRIG_STATUS_OK) {
         c->bits &= (uint8_t)~B_ACKNOW;
     }
@@ -325,10 +342,10 @@ static void output(sprig_ns_conn *c)
             arm_rtx(c); /* retransmission, or persist (zero window) */
         }
     }
-    if ((c->bits & B_ACKNOW) && c->state >= ST_EST) {
-        if (send_seg(c, c->snd_nxt, 0, 0, 0) != SPRIG_STATUS_OK) {
-            sprig_timer_start(c->be->loop, &c->kick, KICK_US);
-        }
+    if (c->bits & B_ACKNOW) {
+        /* A pure ACK waits for the task: what arrives in the same loop pass shares it. */
+        c->pending |= PEND_ACK;
+        sprig_loop_defer(c->be->loop, &c->task);
     }
 }
 
@@ -422,8 +439,14 @@ static void on_ka(sprig_timer *t, void *arg)
     sprig_timer_start(be->loop, &c->ka, be->cfg.keepalive_interval);
 }
 
+static void rtt_sample(sprig_ns_conn *c);
+
+/* The handshake completed (the SYN, never retransmitted if B_TIMING is still set, timed). */
 static void established(sprig_ns_conn *c, const sprig_ns_stream_hdr *h)
 {
+    if (c->bits & B_TIMING) {
+        rtt_sample(c);
+    }
     c->state = ST_EST;
     c->snd_una = c->snd_nxt = c->snd_max = c->iss + 1;
     c->snd_wnd = (uint32_t)h->window << c->peer_shift;
@@ -520,10 +543,13 @@ static void ack_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, size_t plen)
         c->retries = 0; /* the peer is alive (probe answered) */
         if (plen == 0 && !(h->flags & (SPRIG_NS_STREAM_FIN | SPRIG_NS_STREAM_PROBE)) &&
             c->snd_una != c->snd_max && ((uint32_t)h->window << c->peer_shift) == old_wnd &&
-            ++c->dupacks == 3) {
-            /* Fast retransmit, going back N: the receiver keeps no out-of-order segments,
-             * so everything after the hole must be sent again anyway. */
+            c->last_rx - c->frtx_at > 2 * c->srtt && ++c->dupacks == 3) {
+            /* Fast retransmit, going back N. The receiver keeps one range after the hole, so
+             * the ACK for the resent hole jumps over it and ends the go-back early. Duplicate
+             * ACKs for 2 SRTT after this are not counted: the resent segments it already had
+             * cause them. */
             c->be->stats.fast_rtx++;
+            c->frtx_at = c->last_rx; /* now (conn_input set it) */
             c->bits &= (uint8_t)~B_TIMING;
             c->snd_nxt = c->snd_una;
             output(c);
@@ -541,6 +567,12 @@ static void ack_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, size_t plen)
     orphan_wait(c);
 }
 
+/* Copy n bytes into the receive ring, off bytes after rcv_nxt's place. */
+static void rx_put(sprig_ns_conn *c, uint32_t off, const uint8_t *data, uint32_t n)
+{
+    ring_copy(c->rx, RXB, c->rx_head + c->rx_len + off, (uint8_t *)(uintptr_t)data, n, true);
+}
+
 static void data_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, const uint8_t *data,
                     size_t plen)
 {
@@ -549,8 +581,19 @@ static void data_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, const uint8_
         c->bits |= B_ACKNOW;
     }
     if ((plen == 0 && !fin) || h->seq != c->rcv_nxt || (c->bits & B_RXFIN)) {
+        uint32_t off = h->seq - c->rcv_nxt;
         if (plen > 0 || fin) {
             c->be->stats.ooo++;
+        }
+        /* Keep one range of out-of-order data (no FIN) in the ring's free space beyond the
+         * in-order bytes, grown only at its end: a single loss then costs one segment. */
+        if (plen > 0 && !fin && seq_lt(c->rcv_nxt, h->seq) && off + plen <= rx_free(c) &&
+            (c->ooo_seq == c->ooo_end || h->seq == c->ooo_end)) {
+            if (c->ooo_seq == c->ooo_end) {
+                c->ooo_seq = h->seq;
+            }
+            rx_put(c, off, data, (uint32_t)plen);
+            c->ooo_end = h->seq + (uint32_t)plen;
         }
         return;
     }
@@ -560,12 +603,17 @@ static void data_in(sprig_ns_conn *c, const sprig_ns_stream_hdr *h, const uint8_
         return;
     }
     uint32_t take = plen < rx_free(c) ? (uint32_t)plen : rx_free(c);
-    uint32_t at = (c->rx_head + c->rx_len) % RXB;
-    uint32_t first = RXB - at < take ? RXB - at : take;
-    memcpy(c->rx + at, data, first);
-    memcpy(c->rx, data + first, take - first);
+    rx_put(c, 0, data, take);
     c->rx_len += take;
     c->rcv_nxt += take;
+    if (c->ooo_seq != c->ooo_end && !seq_lt(c->rcv_nxt, c->ooo_seq)) {
+        /* the hole is filled: the kept range joins the in-order bytes */
+        if (!fin && seq_lt(c->rcv_nxt, c->ooo_end)) {
+            c->rx_len += c->ooo_end - c->rcv_nxt;
+            c->rcv_nxt = c->ooo_end;
+        }
+        c->ooo_seq = c->ooo_end;
+    }
     if (fin && take == plen) {
         c->bits |= B_RXFIN;
         c->rcv_nxt++;
@@ -589,9 +637,6 @@ static void conn_input(sprig_ns_conn *c, const sprig_ns_header *ip, const sprig_
                 die(c, SPRIG_STATUS_UNAVAILABLE); /* refused */
             }
         } else if ((h->flags & SPRIG_NS_STREAM_SYN) && has_ack) {
-            if (c->bits & B_TIMING) {
-                rtt_sample(c);
-            }
             c->rcv_nxt = h->seq + 1;
             c->peer_shift = h->shift;
             established(c, h);
@@ -631,9 +676,6 @@ static void conn_input(sprig_ns_conn *c, const sprig_ns_header *ip, const sprig_
         if (h->ack != c->iss + 1) {
             send_rst(c->be, ip, h, plen);
             return;
-        }
-        if (c->bits & B_TIMING) {
-            rtt_sample(c);
         }
         established(c, h);
         if (c->parent != NULL) {
@@ -706,16 +748,10 @@ static sprig_ns_conn *take(sprig_ns_stream_backend *be)
     for (size_t i = 0; i < be->nconns; i++) {
         sprig_ns_conn *c = &be->conns[i];
         if (c->state == ST_FREE) {
-            uint8_t *tx = c->tx, *rx = c->rx;
-            memset(c, 0, sizeof(*c));
-            c->tx = tx;
-            c->rx = rx;
+            /* rings, socket, task and timers stay (a free connection has nothing pending) */
+            memset(c, 0, offsetof(sprig_ns_conn, tx));
             c->be = be;
             c->rto = be->cfg.rto_initial;
-            sprig_task_init(&c->task, run_task, c);
-            sprig_timer_init(&c->rtx, on_rtx, c);
-            sprig_timer_init(&c->kick, on_kick, c);
-            sprig_timer_init(&c->ka, on_ka, c);
             return c;
         }
     }
@@ -783,10 +819,7 @@ static sprig_status op_send(sprig_sock *s, const void *data, size_t len, const s
         }
         return SPRIG_STATUS_UNAVAILABLE;
     }
-    uint32_t at = (c->tx_head + c->tx_len) % TXB;
-    uint32_t first = TXB - at < n ? TXB - at : n;
-    memcpy(c->tx + at, data, first);
-    memcpy(c->tx, (const uint8_t *)data + first, n - first);
+    ring_copy(c->tx, TXB, c->tx_head + c->tx_len, (uint8_t *)(uintptr_t)data, n, true);
     c->tx_len += n;
     *out_sent = n;
     output(c);
@@ -801,9 +834,7 @@ static sprig_status op_recv(sprig_sock *s, void *buf, size_t cap, size_t *out_le
     if (n == 0) {
         return (c->bits & B_RXFIN) ? SPRIG_STATUS_OUT_OF_RANGE : SPRIG_STATUS_UNAVAILABLE;
     }
-    uint32_t first = RXB - c->rx_head < n ? RXB - c->rx_head : n;
-    memcpy(buf, c->rx + c->rx_head, first);
-    memcpy((uint8_t *)buf + first, c->rx, n - first);
+    ring_copy(c->rx, RXB, c->rx_head, buf, n, false);
     c->rx_head = (c->rx_head + n) % RXB;
     c->rx_len -= n;
     *out_len = n;
@@ -942,7 +973,8 @@ static const sprig_sock_ops stream_ops = {
 
 static sprig_ns_stream_backend *be_of(const sprig_backend *b)
 {
-    return (sprig_ns_stream_backend *)(void *)(uintptr_t)b; /* backend is the first member */
+    return (sprig_ns_stream_backend *)(void *)((uintptr_t)b -
+                                               offsetof(sprig_ns_stream_backend, backend));
 }
 
 static bool be_handles(const sprig_backend *b, const sprig_url *url)
@@ -1077,10 +1109,15 @@ sprig_status sprig_ns_stream_init(sprig_ns_stream_backend *be, sprig_ns_node *no
     be->next_port = (uint16_t)SPRIG_NS_EPHEMERAL_FIRST;
     be->isn_state = 0x9E3779B9u ^ sprig_ns_node_id(node);
     for (size_t i = 0; i < n; i++) {
-        memset(&conns[i], 0, sizeof(conns[i]));
-        conns[i].be = be;
-        conns[i].tx = rings;
-        conns[i].rx = rings + c->tx_buf;
+        sprig_ns_conn *k = &conns[i];
+        memset(k, 0, sizeof(*k));
+        k->be = be;
+        k->tx = rings;
+        k->rx = rings + c->tx_buf;
+        sprig_task_init(&k->task, run_task, k);
+        sprig_timer_init(&k->rtx, on_rtx, k);
+        sprig_timer_init(&k->kick, on_kick, k);
+        sprig_timer_init(&k->ka, on_ka, k);
         rings += c->tx_buf + c->rx_buf;
     }
     be->proto.proto = PROTO;

@@ -1,4 +1,7 @@
 /* wire.c — netstack header codecs, Internet checksum, CRC-32 (docs/netstack.md). */
+#include <stdint.h>
+#include <string.h>
+
 #include "sprig/ns_wire.h"
 
 static uint16_t rd16(const uint8_t *p)
@@ -69,6 +72,28 @@ uint16_t sprig_ns_csum(uint16_t src, uint16_t dst, uint8_t proto, const uint8_t 
 {
     uint32_t sum = (uint32_t)src + dst + proto + (uint32_t)(len & 0xFFFFu);
     size_t i = 0;
+#if SIZE_MAX > 0xFFFFFFFFu && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* 64-bit little-endian hosts: add 32-bit words in native order into four 64-bit
+     * accumulators (no carry is lost below 2^32 words; four independent sums keep the adds in
+     * parallel), fold, and swap the bytes: the ones'-complement sum is byte-order independent
+     * (RFC 1071 §2). Several times faster than the 16-bit loop, which stays the only code on
+     * 32-bit targets. */
+    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    for (; i + 16 <= len; i += 16) {
+        uint32_t w[4];
+        memcpy(w, seg + i, sizeof(w));
+        a0 += w[0];
+        a1 += w[1];
+        a2 += w[2];
+        a3 += w[3];
+    }
+    uint64_t acc = a0 + a1 + a2 + a3;
+    acc = (acc & 0xFFFFFFFFu) + (acc >> 32);
+    acc = (acc & 0xFFFFu) + ((acc >> 16) & 0xFFFFu) + (acc >> 32);
+    acc = (acc & 0xFFFFu) + (acc >> 16);
+    acc = (acc & 0xFFFFu) + (acc >> 16);
+    sum += (uint32_t)(((acc & 0xFFu) << 8) | (acc >> 8));
+#endif
     for (; i + 1 < len; i += 2) {
         sum += rd16(seg + i);
     }

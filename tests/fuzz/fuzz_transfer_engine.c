@@ -10,6 +10,9 @@
  *   op % 4 == 3: the node starts another read of resource op / 4
  * Whatever the node sends back is read and dropped. Invariants: no crash or sanitizer report;
  * after deinit every socket, buffer, timer and resource handle is back.
+ * An input starting with "DG" runs the same script over a DGRAM pair (loss recovery, congestion
+ * window, late copies); one starting with "DB" gives the node a bound DGRAM socket that two
+ * dialed peers talk to (op % 4 == 0: peer (op / 4) & 1 sends), keyed by address.
  */
 #include "fuzz.h"
 
@@ -28,9 +31,10 @@ typedef struct world {
     sprig_buf_pool pool;
     sprig_buf bufs[NBUFS];
     uint8_t mem[NBUFS * BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
-    sprig_mem_sock socks[2];
+    sprig_mem_sock socks[3];
     sprig_mem_backend m;
     sprig_sock *peer;
+    sprig_sock *peer2; /* "DB": the second peer of the bound socket */
     sprig_transfer_node node;
     sprig_transfer_session sess[NSESS];
     uint8_t rx[MAX_MSG];
@@ -102,10 +106,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sprig_loop_cfg lc = {.clock = w->fc.clock};
     sprig_mem_cfg mc = {.max_message_size = MAX_MSG};
     sprig_sock *a = NULL;
+    bool dgram = size >= 2 && data[0] == 'D' && data[1] == 'G';
+    bool bound = size >= 2 && data[0] == 'D' && data[1] == 'B';
     if (sprig_loop_init(&w->loop, &lc) != SPRIG_STATUS_OK ||
         sprig_buf_pool_init(&w->pool, w->bufs, w->mem, NBUFS, BUF_SIZE) != SPRIG_STATUS_OK ||
-        sprig_mem_backend_init(&w->m, &w->loop, &mc, w->socks, 2, &w->pool) != SPRIG_STATUS_OK ||
-        sprig_mem_pair(&w->m, SPRIG_SOCK_SEQPACKET, &a, &w->peer) != SPRIG_STATUS_OK) {
+        sprig_mem_backend_init(&w->m, &w->loop, &mc, w->socks, 3, &w->pool) != SPRIG_STATUS_OK) {
+        abort();
+    }
+    if (bound) {
+        if (sprig_sock_listen(&w->loop, "mem:fz", SPRIG_SOCK_DGRAM, &a) != SPRIG_STATUS_OK ||
+            sprig_sock_dial(&w->loop, "mem:fz", SPRIG_SOCK_DGRAM, &w->peer) != SPRIG_STATUS_OK ||
+            sprig_sock_dial(&w->loop, "mem:fz", SPRIG_SOCK_DGRAM, &w->peer2) != SPRIG_STATUS_OK) {
+            abort();
+        }
+        sprig_sock_set_callback(w->peer2, drain, NULL);
+    } else if (sprig_mem_pair(&w->m, dgram ? SPRIG_SOCK_DGRAM : SPRIG_SOCK_SEQPACKET, &a,
+                              &w->peer) != SPRIG_STATUS_OK) {
         abort();
     }
     sprig_sock_set_callback(w->peer, drain, NULL);
@@ -138,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     start_read(w, 2, 4, true);  /* session 2: write our 4 to the peer's 2 */
     settle(w);
 
-    size_t at = 0;
+    size_t at = dgram || bound ? 2 : 0;
     while (size - at >= 3) {
         uint8_t op = data[at];
         size_t len = (size_t)data[at + 1] | ((size_t)data[at + 2] << 8);
@@ -149,7 +165,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         switch (op % 4u) {
         case 0:
             if (len <= MAX_MSG) {
-                (void)sprig_sock_send(w->peer, data + at, len, NULL);
+                (void)sprig_sock_send(bound && (op / 4u) & 1u ? w->peer2 : w->peer, data + at, len,
+                                      NULL);
             }
             break;
         case 1:
@@ -172,6 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     sprig_transfer_deinit(&w->node);
     sprig_sock_close(w->peer);
+    sprig_sock_close(w->peer2);
     settle(w);
     if (sprig_transfer_active(&w->node) != 0 || sprig_mem_backend_in_use(&w->m) != 0 ||
         sprig_buf_pool_available(&w->pool) != NBUFS || w->loop.timers != NULL) {

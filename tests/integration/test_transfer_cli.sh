@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # sprig-transfer end to end (registered by transfer/os/tools/CMakeLists.txt as the ctest
-# integration_transfer_cli): a server on a unix socket and on tcp://127.0.0.1:0; put and get files
-# of 0 B, 1 B, 100 KiB and 3 MiB of random bytes both ways over both, byte-exact (cmp, sha256);
+# integration_transfer_cli): a server on a unix socket, on tcp://127.0.0.1:0 and on
+# udp://127.0.0.1:0 (DGRAM: the engine recovers losses itself); put and get files
+# of 0 B, 1 B, 100 KiB and 3 MiB of random bytes both ways over all three, byte-exact (cmp, sha256);
 # get --resume and put --resume from partial files; refusals with their exit codes (NOT_FOUND 15,
 # INVALID_ARGUMENT 13, PERMISSION_DENIED 17). Nothing here depends on timing: the only wait is
 # for the server to print its addresses, bounded by a generous limit.
@@ -63,7 +64,8 @@ expect_exit() {
 }
 
 mkdir -p "$WORK/root" "$WORK/ro" "$WORK/local"
-start_server main --listen "unix:$WORK/s.sock" --listen tcp://127.0.0.1:0 --root "$WORK/root"
+start_server main --listen "unix:$WORK/s.sock" --listen tcp://127.0.0.1:0 --listen udp://127.0.0.1:0 \
+    --root "$WORK/root"
 SERVER_URLS=("${URLS[@]}")
 echo "server: ${SERVER_URLS[*]}"
 
@@ -95,6 +97,7 @@ fi
 
 unix_url=${SERVER_URLS[0]}
 tcp_url=${SERVER_URLS[1]}
+udp_url=${SERVER_URLS[2]}
 
 # overwrite an existing file: the new content replaces the old one
 expect_exit 0 "$BIN" put --quiet "$tcp_url" "$WORK/local/one.bin" 4-three-m.bin
@@ -136,6 +139,14 @@ expect_exit 13 "$BIN" get "$unix_url" a/b "$WORK/local/y"
 [[ ! -e "$WORK/escape" ]] || fail "'..' escaped the root"
 expect_exit 2 "$BIN" put "$unix_url"
 expect_exit 2 "$BIN" frobnicate
+# over udp the bound server answers a refusal to the sender's address
+expect_exit 15 "$BIN" get "$udp_url" no-such-file "$WORK/local/x"
+grep -q 'NOT_FOUND' "$WORK/err.txt" || fail "udp missing file: no NOT_FOUND message"
+# nobody serves udp port 9 here: the client gives up after its retries (DEADLINE_EXCEEDED, 14;
+# 9 x 500 ms with the engine's DGRAM defaults)
+expect_exit 14 "$BIN" get udp://127.0.0.1:9 one.bin "$WORK/local/z"
+grep -q 'DEADLINE_EXCEEDED' "$WORK/err.txt" || fail "udp without a server: no DEADLINE_EXCEEDED"
+[[ ! -e "$WORK/local/z" ]] || fail "a failed udp get created its local file"
 echo "ok: refusals"
 
 # a read-only server refuses uploads

@@ -1,6 +1,8 @@
 /* test_os_udp.c — UDP encapsulation (sprig/ns_os.h, docs/netstack.md §7): two nodes over UDP
- * loopback exchanging DGRAM messages, a listening side that learns its peer, and garbage,
- * oversized and stray datagrams dropped and counted. */
+ * loopback exchanging DGRAM messages, a listening side that learns its peer, garbage,
+ * oversized and stray datagrams dropped and counted, and one listener serving several nodes at
+ * once through its peer table (learning, broadcast, unknown destinations, eviction, a node
+ * that moves to another address). */
 #define _GNU_SOURCE
 #include "support.h"
 
@@ -156,11 +158,18 @@ static void test_os_udp_exchange(void **state)
         assert_int_equal(st->tx_datagrams, 40);
         assert_int_equal(st->bad + st->too_long + st->wrong_peer + st->tx_errors, 0);
     }
-    /* the listener learnt node 1's address */
-    assert_true(t->s[1].link.has_peer);
-    sprig_addr a_addr;
+    /* the listener learnt node 1's address (and nothing else) */
+    assert_int_equal(sprig_ns_udp_peer_count(&t->s[1].link), 1);
+    sprig_addr a_addr, learnt;
     assert_int_equal(sprig_ns_udp_local(&t->s[0].link, &a_addr), SPRIG_STATUS_OK);
-    assert_true(sprig_addr_equal(&a_addr, &t->s[1].link.peer));
+    assert_int_equal(sprig_ns_udp_peer_addr(&t->s[1].link, 1, &learnt), SPRIG_STATUS_OK);
+    assert_true(sprig_addr_equal(&a_addr, &learnt));
+    assert_int_equal(sprig_ns_udp_peer_addr(&t->s[1].link, 3, &learnt), SPRIG_STATUS_NOT_FOUND);
+    /* the dialing side sends everything to its peer */
+    sprig_addr b_addr;
+    assert_int_equal(sprig_ns_udp_local(&t->s[1].link, &b_addr), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_ns_udp_peer_addr(&t->s[0].link, 99, &learnt), SPRIG_STATUS_OK);
+    assert_true(sprig_addr_equal(&b_addr, &learnt));
     /* ping both ways */
     assert_int_equal(sprig_ns_node_ping(&t->s[0].node, 2, 1, 1, (const uint8_t *)"hi", 2, 0),
                      SPRIG_STATUS_OK);
@@ -198,7 +207,7 @@ static void test_os_udp_garbage_dropped(void **state)
     send_raw(stray, &b_addr, junk, 100);
     nsos_spin(&t->ol.loop, SPRIG_TIME_MS(20));
     assert_int_equal(t->s[1].link.stats.bad, 1);
-    assert_false(t->s[1].link.has_peer);
+    assert_int_equal(sprig_ns_udp_peer_count(&t->s[1].link), 0);
     /* node 2 cannot send yet: dropped and counted */
     assert_int_equal(sprig_ns_node_ping(&t->s[1].node, 1, 1, 1, NULL, 0, 0), SPRIG_STATUS_OK);
     nsos_spin(&t->ol.loop, SPRIG_TIME_MS(5));
@@ -213,13 +222,22 @@ static void test_os_udp_garbage_dropped(void **state)
     send_raw(t->s[0].link.fd, &b_addr, junk, 0);
     junk[0] = 0x42;
     send_raw(t->s[0].link.fd, &b_addr, junk, MTU + 1);
-    /* a stray sender after the peer is known */
+    /* a stray sender after the peer is known: garbage to the listener; to the dialing side,
+     * which only takes its peer's datagrams, even a well-formed packet is refused */
     send_raw(stray, &b_addr, junk, 100);
+    sprig_addr a_addr;
+    assert_int_equal(sprig_ns_udp_local(&t->s[0].link, &a_addr), SPRIG_STATUS_OK);
+    uint8_t good[8];
+    sprig_ns_header gh = {.tc = 0, .hop_limit = 4, .proto = 200, .length = 8, .dst = 1, .src = 2};
+    assert_int_equal(sprig_ns_header_emit(&gh, good, sizeof(good)), SPRIG_STATUS_OK);
+    send_raw(stray, &a_addr, good, sizeof(good));
     nsos_spin(&t->ol.loop, SPRIG_TIME_MS(50));
     const sprig_ns_udp_stats *st = &t->s[1].link.stats;
-    assert_int_equal(st->bad, 3);
+    assert_int_equal(st->bad, 4);
     assert_int_equal(st->too_long, 1);
-    assert_int_equal(st->wrong_peer, 1);
+    assert_int_equal(st->wrong_peer, 0);
+    assert_int_equal(t->s[0].link.stats.wrong_peer, 1);
+    assert_int_equal(sprig_ns_udp_peer_count(&t->s[1].link), 1);
     assert_int_equal(t->s[1].node.stats.bad_header, 0); /* the link caught them all */
     /* still working */
     exchange(t, 5);
@@ -248,6 +266,10 @@ static void test_os_udp_bad_config(void **state)
     c.peer.ip[15] = 1; /* ::1 with an IPv4 local address */
     assert_int_equal(sprig_ns_udp_init(&u, &t->ol, &c), SPRIG_STATUS_INVALID_ARGUMENT);
     c.has_peer = false;
+    sprig_ns_udp_peer table[1];
+    c.peers = table; /* a table without rows */
+    assert_int_equal(sprig_ns_udp_init(&u, &t->ol, &c), SPRIG_STATUS_INVALID_ARGUMENT);
+    c.peers = NULL; /* one built-in row */
     assert_int_equal(sprig_ns_udp_init(&u, &t->ol, &c), SPRIG_STATUS_OK);
     assert_int_equal(u.link.mtu, 1024);
     assert_int_equal(sprig_ns_udp_local(&u, &c.local), SPRIG_STATUS_OK);
@@ -261,12 +283,158 @@ static void test_os_udp_bad_config(void **state)
     sprig_os_loop_deinit(&t->ol);
 }
 
+/* ---- one listener, several dialing nodes at once (peer table) ------------------------------- */
+
+#define CLIENTS 3
+
+typedef struct multi {
+    sprig_os_loop ol;
+    sprig_buf_pool pool;
+    side lis;          /* node 10, listening, a peer table of two rows */
+    side cli[CLIENTS]; /* nodes 1, 3, 4, dialing the listener */
+    sprig_ns_udp_peer table[2];
+    sprig_addr lis_addr;
+} multi;
+
+static multi the_multi;
+
+static void side_open(multi *t, side *s, uint16_t id, const sprig_ns_udp_cfg *uc)
+{
+    sprig_ns_node_cfg nc = {.id = id,
+                            .loop = &t->ol.loop,
+                            .pool = &t->pool,
+                            .routes = s->routes,
+                            .route_cap = 1,
+                            .on_icmp = on_icmp,
+                            .icmp_arg = s};
+    assert_int_equal(sprig_ns_node_init(&s->node, &nc), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_ns_udp_init(&s->link, &t->ol, uc), SPRIG_STATUS_OK);
+    sprig_ns_link *l = sprig_ns_udp_link(&s->link);
+    assert_int_equal(sprig_ns_node_attach(&s->node, l), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_ns_node_add_route(&s->node, 0, 0, l), SPRIG_STATUS_OK);
+}
+
+static void side_close(side *s)
+{
+    sprig_ns_udp_deinit(&s->link);
+    sprig_ns_node_deinit(&s->node);
+}
+
+static void client_open(multi *t, int i, uint16_t id)
+{
+    sprig_ns_udp_cfg uc = {.pool = &t->pool, .mtu = MTU, .peer = t->lis_addr, .has_peer = true};
+    loopback(&uc.local, 0);
+    memset(&t->cli[i], 0, sizeof(t->cli[i]));
+    side_open(t, &t->cli[i], id, &uc);
+}
+
+static void ping(side *s, uint16_t dst, uint16_t seq)
+{
+    assert_int_equal(sprig_ns_node_ping(&s->node, dst, 7, seq, (const uint8_t *)"multi", 5, 0),
+                     SPRIG_STATUS_OK);
+}
+
+static void test_os_udp_multi_peer(void **state)
+{
+    (void)state;
+    multi *t = &the_multi;
+    memset(t, 0, sizeof(*t));
+    assert_int_equal(sprig_os_loop_init(&t->ol), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_buf_pool_init(&t->pool, pool_bufs, pool_mem, NBUFS, BUF_SIZE),
+                     SPRIG_STATUS_OK);
+    sprig_ns_udp_cfg lc = {.pool = &t->pool, .mtu = MTU, .peers = t->table, .peer_cap = 2};
+    loopback(&lc.local, 0);
+    side_open(t, &t->lis, 10, &lc);
+    assert_int_equal(sprig_ns_udp_local(&t->lis.link, &t->lis_addr), SPRIG_STATUS_OK);
+    client_open(t, 0, 1);
+    client_open(t, 1, 3);
+    client_open(t, 2, 4);
+    sprig_ns_udp *lu = &t->lis.link;
+
+    /* nodes 1 and 3 at once: five pings each before the loop runs; every reply goes back to
+     * the node that asked */
+    for (uint16_t i = 0; i < 5; i++) {
+        ping(&t->cli[0], 10, i);
+        ping(&t->cli[1], 10, i);
+    }
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(50));
+    assert_int_equal(t->cli[0].echo_replies, 5);
+    assert_int_equal(t->cli[1].echo_replies, 5);
+    assert_int_equal(sprig_ns_udp_peer_count(lu), 2);
+    sprig_addr a, want;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sprig_ns_udp_local(&t->cli[i].link, &want), SPRIG_STATUS_OK);
+        assert_int_equal(sprig_ns_udp_peer_addr(lu, sprig_ns_node_id(&t->cli[i].node), &a),
+                         SPRIG_STATUS_OK);
+        assert_true(sprig_addr_equal(&a, &want));
+    }
+    /* the listener reaches each of them, and a broadcast reaches both */
+    ping(&t->lis, 1, 1);
+    ping(&t->lis, 3, 1);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(50));
+    assert_int_equal(t->lis.echo_replies, 2);
+    ping(&t->lis, SPRIG_NS_NODE_BROADCAST, 2);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(50));
+    assert_int_equal(t->lis.echo_replies, 4);
+    /* an unknown destination: dropped and counted, nothing sent */
+    uint32_t tx = lu->stats.tx_datagrams;
+    ping(&t->lis, 4, 1);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(20));
+    assert_int_equal(lu->stats.no_peer, 1);
+    assert_int_equal(lu->stats.tx_datagrams, tx);
+    assert_int_equal(t->lis.echo_replies, 4);
+    assert_int_equal(lu->stats.evicted, 0);
+
+    /* node 3 speaks, then node 4 arrives at a full table: node 1, heard from least recently,
+     * loses its row */
+    ping(&t->cli[1], 10, 9);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(20));
+    ping(&t->cli[2], 10, 1);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(50));
+    assert_int_equal(t->cli[2].echo_replies, 1);
+    assert_int_equal(lu->stats.evicted, 1);
+    assert_int_equal(sprig_ns_udp_peer_count(lu), 2);
+    assert_int_equal(sprig_ns_udp_peer_addr(lu, 1, &a), SPRIG_STATUS_NOT_FOUND);
+    assert_int_equal(sprig_ns_udp_peer_addr(lu, 3, &a), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_ns_udp_peer_addr(lu, 4, &a), SPRIG_STATUS_OK);
+    ping(&t->lis, 1, 3);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(20));
+    assert_int_equal(lu->stats.no_peer, 2);
+    /* node 1 speaks again: back in (evicting node 3 now), and answered */
+    ping(&t->cli[0], 10, 20);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(50));
+    assert_int_equal(t->cli[0].echo_replies, 6);
+    assert_int_equal(lu->stats.evicted, 2);
+    assert_int_equal(sprig_ns_udp_peer_addr(lu, 3, &a), SPRIG_STATUS_NOT_FOUND);
+
+    /* node 4 comes back from another UDP port (a restarted client): its row follows */
+    side_close(&t->cli[2]);
+    client_open(t, 2, 4);
+    ping(&t->cli[2], 10, 2);
+    nsos_spin(&t->ol.loop, SPRIG_TIME_MS(50));
+    assert_int_equal(t->cli[2].echo_replies, 1);
+    assert_int_equal(sprig_ns_udp_local(&t->cli[2].link, &want), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_ns_udp_peer_addr(lu, 4, &a), SPRIG_STATUS_OK);
+    assert_true(sprig_addr_equal(&a, &want));
+    assert_int_equal(lu->stats.evicted, 2);
+    assert_int_equal(lu->stats.bad + lu->stats.too_long + lu->stats.tx_errors, 0);
+
+    for (int i = 0; i < CLIENTS; i++) {
+        side_close(&t->cli[i]);
+    }
+    side_close(&t->lis);
+    assert_int_equal(sprig_buf_pool_available(&t->pool), NBUFS);
+    sprig_buf_pool_deinit(&t->pool);
+    sprig_os_loop_deinit(&t->ol);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_os_udp_exchange),
         cmocka_unit_test(test_os_udp_garbage_dropped),
         cmocka_unit_test(test_os_udp_bad_config),
+        cmocka_unit_test(test_os_udp_multi_peer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

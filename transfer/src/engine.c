@@ -1,5 +1,5 @@
 /*
- * The transfer engine: pw_transfer version-2 sessions on one SEQPACKET socket (WIRE.md,
+ * The transfer engine: pw_transfer version-2 sessions on one SEQPACKET or DGRAM socket (WIRE.md,
  * "Transfer chunk"; docs/transfer.md).
  *
  * A session is in one of four states:
@@ -14,12 +14,21 @@
  * up to max_retries times, then DEADLINE_EXCEEDED) and the sender's pacing (the receiver's
  * min_delay_microseconds). A control chunk the socket refuses (UNAVAILABLE) is remembered as
  * `pending` and re-built from the state when the socket is writable again.
+ *
+ * DGRAM (docs/transfer.md, "DGRAM carrier"): the same machine, plus a receiver-owned congestion
+ * window (slow start from 1 chunk, halve on a gap or a timeout), old data ignored, and on a bound
+ * socket sessions keyed by (peer address, session id).
  */
 #include <string.h>
 
 #include "internal.h"
+#include "sprig/config.h"
 
 enum { ST_START_SENT = 1, ST_ACK_SENT, ST_DATA, ST_ENDING };
+enum { DGRAM_DIALED = 1, DGRAM_BOUND };
+/* Constant false when SPRIG_CONFIG_TRANSFER_DGRAM is 0: the DGRAM code then compiles away. */
+#define IS_DGRAM(n) (SPRIG_CONFIG_TRANSFER_DGRAM && (n)->dgram != 0)
+#define IS_BOUND(n) (SPRIG_CONFIG_TRANSFER_DGRAM && (n)->dgram == DGRAM_BOUND)
 
 #define FL_OPEN     0x01u /* the handler is open */
 #define FL_RECOVERY 0x02u /* receiver: waiting for data at the expected offset */
@@ -29,6 +38,8 @@ enum { ST_START_SENT = 1, ST_ACK_SENT, ST_DATA, ST_ENDING };
 
 #define DEFAULT_TIMEOUT SPRIG_TIME_S(2)
 #define DEFAULT_RETRIES 3u
+#define DGRAM_TIMEOUT   SPRIG_TIME_MS(500)
+#define DGRAM_RETRIES   8u
 #define DEFAULT_WINDOW  4u
 #define MAX_WINDOW      255u
 #define MAX_CHUNK       0xFFFFFFu
@@ -64,12 +75,14 @@ static sprig_status tx_begin(sprig_transfer_node *n, size_t want, sprig_buf **ou
     return SPRIG_STATUS_OK;
 }
 
-/* Wrap and send; the buffer is consumed either way. */
-static sprig_status tx_finish(sprig_transfer_node *n, sprig_buf *buf, const chunk *c)
+/* Wrap and send (to `to` on a bound socket); the buffer is consumed either way. */
+static sprig_status tx_finish(sprig_transfer_node *n, sprig_buf *buf, const chunk *c,
+                              const sprig_addr *to)
 {
     sprig_status st = sprig_transfer_chunk_wrap(buf, c);
     if (st == SPRIG_STATUS_OK) {
-        st = sprig_sock_send_buf(n->cfg.sock, buf);
+        st = IS_BOUND(n) ? sprig_sock_send_buf_to(n->cfg.sock, buf, to)
+                         : sprig_sock_send_buf(n->cfg.sock, buf);
     }
     if (st != SPRIG_STATUS_OK) {
         sprig_buf_free(buf);
@@ -82,7 +95,7 @@ static sprig_status tx_finish(sprig_transfer_node *n, sprig_buf *buf, const chun
     return st;
 }
 
-static sprig_status send_chunk(sprig_transfer_node *n, const chunk *c)
+static sprig_status send_chunk(sprig_transfer_node *n, const chunk *c, const sprig_addr *to)
 {
     sprig_buf *buf = NULL;
     if (n->dead) {
@@ -92,7 +105,7 @@ static sprig_status send_chunk(sprig_transfer_node *n, const chunk *c)
     if (st == SPRIG_STATUS_UNAVAILABLE) {
         n->want_write = 1;
     }
-    return st == SPRIG_STATUS_OK ? tx_finish(n, buf, c) : st;
+    return st == SPRIG_STATUS_OK ? tx_finish(n, buf, c, to) : st;
 }
 
 /* A one-off answer outside any session (lost if the socket is busy: the peer retries). */
@@ -106,7 +119,7 @@ static void reply(sprig_transfer_node *n, uint32_t id, uint32_t type, sprig_stat
         c.fields |= SPRIG_TRANSFER_F_STATUS;
         c.status = (uint32_t)status;
     }
-    (void)send_chunk(n, &c);
+    (void)send_chunk(n, &c, &n->from);
 }
 
 static void put_params(const session *s, chunk *c)
@@ -169,7 +182,7 @@ static void send_ctl(session *s, uint32_t type)
         c.initial_offset = s->start;
     }
     s->pending = 0;
-    if (send_chunk(s->node, &c) == SPRIG_STATUS_UNAVAILABLE) {
+    if (send_chunk(s->node, &c, &s->peer) == SPRIG_STATUS_UNAVAILABLE) {
         s->pending = (uint8_t)(type + 1u);
     }
 }
@@ -197,6 +210,7 @@ static void finish(session *s, sprig_status status)
     sprig_transfer_done_fn done = s->done;
     void *user = s->user;
     uint32_t id = s->id;
+    s->next_send = sprig_loop_now(n->cfg.loop); /* DGRAM: when it ended (ended_lately) */
     s->in_use = 0;
     s->pending = 0;
     s->state = 0;
@@ -276,7 +290,7 @@ static bool send_data(session *s)
             c.crc32 = crc;
         }
     }
-    if (tx_finish(n, buf, &c) != SPRIG_STATUS_OK) {
+    if (tx_finish(n, buf, &c, &s->peer) != SPRIG_STATUS_OK) {
         return false;
     }
     if (end_at > s->crc_end) {
@@ -367,11 +381,33 @@ static void grow_window(session *s)
     s->window_end = end_at > UINT32_MAX ? UINT32_MAX : end_at;
 }
 
+/* The window becomes `k` chunks (1..MAX_WINDOW); a new loss-free round starts. */
+static void set_cwnd(session *s, unsigned k)
+{
+    s->cwnd = (uint8_t)k;
+    s->window = s->cwnd * s->max_chunk;
+    s->round_end = (uint32_t)(s->offset + s->window);
+}
+
+/* DGRAM: a gap or a timeout means loss: halve the window, grow additively from here on. */
+static void on_loss(session *s)
+{
+    if (IS_DGRAM(s->node)) {
+        set_cwnd(s, (s->cwnd + 1u) / 2u); /* half, rounded up: at least 1 */
+        s->ssthresh = s->cwnd;
+        grow_window(s);
+    }
+}
+
 static void receiver_data(session *s, const chunk *c)
 {
     if (c->offset != s->offset) {
+        if (IS_DGRAM(s->node) && c->offset < s->offset) {
+            return; /* a duplicate or a re-sent chunk we already have */
+        }
         if ((s->flags & FL_RECOVERY) == 0) {
             s->flags |= FL_RECOVERY;
+            on_loss(s);
             send_ctl(s, SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT);
         }
         return;
@@ -401,6 +437,15 @@ static void receiver_data(session *s, const chunk *c)
         }
         end(s, st); /* closes the handler: commit (OK) or discard */
         return;
+    }
+    if (IS_DGRAM(s->node) && (uint32_t)s->offset >= s->round_end) { /* a window without loss */
+        unsigned k = s->cwnd * 2u; /* slow start, up to the threshold */
+        if (s->cwnd >= s->ssthresh) {
+            k = s->cwnd + (s->cwnd < MAX_WINDOW); /* then one chunk per window */
+        } else if (k > s->ssthresh) {
+            k = s->ssthresh;
+        }
+        set_cwnd(s, k);
     }
     if (s->offset + s->window / 2u >= s->window_end) { /* half the window consumed */
         grow_window(s);
@@ -450,6 +495,7 @@ static void on_timer(sprig_timer *timer, void *arg)
         break;
     default:
         if (!s->sender) {
+            on_loss(s);
             send_ctl(s, SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT);
         } else if ((s->flags & FL_SENT) != 0) {
             s->offset = s->last_chunk; /* re-send the last chunk to provoke an answer */
@@ -470,22 +516,42 @@ static void on_timer(sprig_timer *timer, void *arg)
 
 /* ---- sessions -------------------------------------------------------------------------------- */
 
-static session *find(sprig_transfer_node *n, uint32_t id, int client)
+static bool from_peer(const sprig_transfer_node *n, const session *s)
+{
+    return !IS_BOUND(n) || memcmp(&s->peer, &n->from, sizeof(s->peer)) == 0;
+}
+
+/* A session in use (used = 1) or ended (0) with this id (client < 0: either role); with `peer`,
+ * on a bound socket only one with the address the current chunk came from. */
+static session *find_as(sprig_transfer_node *n, uint32_t id, int client, bool peer, uint8_t used)
 {
     for (size_t i = 0; i < n->cfg.max_sessions; i++) {
         session *s = &n->cfg.sessions[i];
-        if (s->in_use && s->id == id && (client < 0 || s->client == (uint8_t)client)) {
+        if (s->in_use == used && s->id == id && (client < 0 || s->client == (uint8_t)client) &&
+            (!peer || from_peer(n, s))) {
             return s;
         }
     }
     return NULL;
 }
 
-/* A chunk's session: our client sessions first, then the ones we serve (docs/transfer.md). */
-static session *lookup(sprig_transfer_node *n, uint32_t id)
+static session *find(sprig_transfer_node *n, uint32_t id, int client, bool peer)
 {
-    session *s = find(n, id, 1);
-    return s != NULL ? s : find(n, id, 0);
+    return find_as(n, id, client, peer, 1);
+}
+
+/* A chunk's session: our client sessions first, then the ones we serve (docs/transfer.md). */
+static session *lookup(sprig_transfer_node *n, uint32_t id, bool peer)
+{
+    session *s = find(n, id, 1, peer);
+    return s != NULL ? s : find(n, id, 0, peer);
+}
+
+/* DGRAM: the peer's session `id` ended here lately, so its START is a late copy. */
+static bool ended_lately(sprig_transfer_node *n, uint32_t id)
+{
+    session *s = IS_DGRAM(n) ? find_as(n, id, 0, true, 0) : NULL;
+    return s != NULL && sprig_loop_now(n->cfg.loop) - s->next_send < (n->cfg.chunk_timeout << 4);
 }
 
 static session *take(sprig_transfer_node *n)
@@ -499,6 +565,7 @@ static session *take(sprig_transfer_node *n)
             s->max_chunk = n->max_chunk;
             s->min_delay = n->cfg.min_delay_us;
             s->window = n->cfg.window_chunks * n->max_chunk;
+            s->ssthresh = (uint8_t)n->cfg.window_chunks;
             s->size = SPRIG_TRANSFER_SIZE_UNKNOWN;
             s->peer_version = SPRIG_TRANSFER_PROTOCOL_VERSION;
             return s;
@@ -524,6 +591,9 @@ static sprig_status open_session(session *s, uint32_t id, uint64_t offset)
         s->size = size;
         s->min_delay = 0; /* until the receiver says otherwise */
     } else {
+        if (IS_DGRAM(s->node)) {
+            set_cwnd(s, 1); /* slow start */
+        }
         grow_window(s);
     }
     s->in_use = 1;
@@ -538,11 +608,14 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
         n->stats.dropped++;
         return;
     }
-    session *s = find(n, id, 0);
+    session *s = find(n, id, 0, true);
     if (s != NULL) { /* a repeated START: our START_ACK was slow */
         if (s->state == ST_ACK_SENT) {
             send_ctl(s, SPRIG_TRANSFER_CHUNK_START_ACK);
         }
+        return;
+    }
+    if (ended_lately(n, id)) {
         return;
     }
     sprig_status st = SPRIG_STATUS_OK;
@@ -550,7 +623,7 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
      * contradicts an implied direction is malformed. */
     uint32_t implied = n->cfg.implied_direction;
     uint32_t dir = (c->fields & SPRIG_TRANSFER_F_DIRECTION) != 0 ? c->direction : implied;
-    if (find(n, id, 1) != NULL) {
+    if (find(n, id, 1, true) != NULL) {
         st = SPRIG_STATUS_ALREADY_EXISTS; /* both ends picked the same id */
     } else if (c->protocol_version < SPRIG_TRANSFER_PROTOCOL_VERSION) {
         st = SPRIG_STATUS_UNIMPLEMENTED;
@@ -562,7 +635,7 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
     } else if ((s = take(n)) == NULL) {
         st = SPRIG_STATUS_RESOURCE_EXHAUSTED;
     } else {
-        s->id = id;
+        s->peer = n->from;
         s->resource_id = c->resource_id;
         s->sender = dir == SPRIG_TRANSFER_DIR_READ;
         s->handler = n->cfg.handler;
@@ -576,6 +649,7 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
         reply(n, id, SPRIG_TRANSFER_CHUNK_COMPLETION, st);
         return;
     }
+    s->id = id; /* only now: a refused START leaves no trace for ended_lately */
     s->state = ST_ACK_SENT;
     if (s->sender) {
         apply_params(s, c);
@@ -598,7 +672,7 @@ static void on_chunk(sprig_transfer_node *n, const chunk *c)
         n->stats.dropped++;
         return;
     }
-    session *s = lookup(n, c->session_id);
+    session *s = lookup(n, c->session_id, true);
     if (s == NULL) {
         if (c->type == SPRIG_TRANSFER_CHUNK_COMPLETION) {
             reply(n, c->session_id, SPRIG_TRANSFER_CHUNK_COMPLETION_ACK, SPRIG_STATUS_OK);
@@ -630,6 +704,9 @@ static void on_chunk(sprig_transfer_node *n, const chunk *c)
         }
         return;
     case SPRIG_TRANSFER_CHUNK_START_ACK:
+        if (IS_DGRAM(n) && s->state == ST_DATA && s->client) {
+            send_ctl(s, SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION); /* ours was lost */
+        }
         if (s->state != ST_START_SENT) {
             return;
         }
@@ -656,6 +733,8 @@ static void on_chunk(sprig_transfer_node *n, const chunk *c)
                 arm(s);
                 return;
             }
+        } else if (IS_DGRAM(n) && c->type == SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION) {
+            return; /* a repeat: the data phase runs already */
         }
         if (s->state == ST_DATA && s->sender) {
             arm(s);
@@ -708,7 +787,10 @@ static void on_sock(sprig_sock *sock, sprig_sock_event ev, sprig_status status, 
     if (ev == SPRIG_SOCK_EV_READABLE) {
         while (!n->dead) {
             size_t len = 0;
-            sprig_status st = sprig_sock_recv(sock, n->cfg.rx_buf, n->cfg.rx_cap, &len);
+            sprig_status st =
+                IS_BOUND(n)
+                    ? sprig_sock_recv_from(sock, n->cfg.rx_buf, n->cfg.rx_cap, &len, &n->from)
+                    : sprig_sock_recv(sock, n->cfg.rx_buf, n->cfg.rx_cap, &len);
             if (st != SPRIG_STATUS_OK) {
                 if (st != SPRIG_STATUS_UNAVAILABLE) { /* the peer is gone (end of stream) */
                     n->dead = 1;
@@ -741,16 +823,27 @@ sprig_status sprig_transfer_init(sprig_transfer_node *node, const sprig_transfer
     }
     memset(node, 0, sizeof(*node));
     if (cfg == NULL || cfg->loop == NULL || cfg->sock == NULL || cfg->sessions == NULL ||
-        cfg->max_sessions == 0 || cfg->rx_buf == NULL ||
-        sprig_sock_type_of(cfg->sock) != SPRIG_SOCK_SEQPACKET ||
+        cfg->max_sessions == 0 || cfg->rx_buf == NULL) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    sprig_sock_type type = sprig_sock_type_of(cfg->sock);
+    if ((type != SPRIG_SOCK_SEQPACKET &&
+         (type != SPRIG_SOCK_DGRAM || !SPRIG_CONFIG_TRANSFER_DGRAM)) ||
         cfg->rx_cap < sprig_sock_max_message_size(cfg->sock) ||
         sprig_sock_max_message_size(cfg->sock) < SPRIG_TRANSFER_MIN_MESSAGE) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     node->cfg = *cfg;
     sprig_transfer_cfg *c = &node->cfg;
-    c->chunk_timeout = c->chunk_timeout != 0 ? c->chunk_timeout : DEFAULT_TIMEOUT;
-    c->max_retries = c->max_retries != 0 ? c->max_retries : DEFAULT_RETRIES;
+    bool dgram = SPRIG_CONFIG_TRANSFER_DGRAM && type == SPRIG_SOCK_DGRAM;
+    if (dgram) { /* a bound socket has no peer: it serves whoever sends */
+        node->dgram = sprig_sock_peer_addr(cfg->sock, &node->from) == SPRIG_STATUS_OK ? DGRAM_DIALED
+                                                                                      : DGRAM_BOUND;
+    }
+    c->chunk_timeout = c->chunk_timeout != 0 ? c->chunk_timeout
+                       : dgram               ? DGRAM_TIMEOUT
+                                             : DEFAULT_TIMEOUT;
+    c->max_retries = c->max_retries != 0 ? c->max_retries : dgram ? DGRAM_RETRIES : DEFAULT_RETRIES;
     /* window = window_chunks * max_chunk must fit 32 bits: at most 255 chunks of < 16 MiB */
     c->window_chunks = c->window_chunks == 0           ? DEFAULT_WINDOW
                        : c->window_chunks > MAX_WINDOW ? MAX_WINDOW
@@ -788,13 +881,16 @@ static sprig_status start(sprig_transfer_node *n, const sprig_transfer_opts *o, 
     if (n->dead) {
         return SPRIG_STATUS_FAILED_PRECONDITION;
     }
+    if (IS_BOUND(n)) {
+        return SPRIG_STATUS_UNIMPLEMENTED;
+    }
     session *s = take(n);
     if (s == NULL) {
         return SPRIG_STATUS_RESOURCE_EXHAUSTED;
     }
     do {
         s->id = n->next_id++;
-    } while (s->id == 0 || find(n, s->id, 1) != NULL);
+    } while (s->id == 0 || find(n, s->id, 1, false) != NULL);
     s->client = 1;
     s->sender = write;
     s->resource_id = o->resource_id;
@@ -831,7 +927,7 @@ sprig_status sprig_transfer_cancel(sprig_transfer_node *node, uint32_t session_i
     if (node == NULL || !node->ready) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
-    session *s = lookup(node, session_id);
+    session *s = lookup(node, session_id, false);
     if (s == NULL) {
         return SPRIG_STATUS_NOT_FOUND;
     }

@@ -53,15 +53,16 @@ extern "C" {
 struct sprig_ns_dgram_backend;
 
 typedef struct sprig_ns_dsock {
-    sprig_sock sock; /* first member */
-    struct sprig_ns_dgram_backend *be;
+    /* Small fields first: Cortex-M0+ loads bytes with an immediate offset only below 32. */
     bool in_use;
     uint8_t pending; /* events to deliver from the task */
     uint16_t lport;
     uint16_t peer_node; /* 0: bound (listen) socket */
     uint16_t peer_port;
+    struct sprig_ns_dgram_backend *be;
     sprig_status error; /* ICMP error for the next recv */
     sprig_buf_queue rxq;
+    sprig_sock sock;
     sprig_task task;
     sprig_timer retry; /* WRITABLE after UNAVAILABLE (delivered via the task) */
 } sprig_ns_dsock;
@@ -76,16 +77,16 @@ typedef struct sprig_ns_dgram_stats {
 } sprig_ns_dgram_stats;
 
 typedef struct sprig_ns_dgram_backend {
-    sprig_backend backend; /* registered with the loop */
-    sprig_ns_proto proto;  /* registered with the node */
+    sprig_ns_dgram_cfg cfg;
     sprig_ns_node *node;
     sprig_loop *loop;
     sprig_buf_pool *pool;
     sprig_ns_dsock *socks;
     size_t nsocks;
     uint16_t next_port;
-    sprig_ns_dgram_cfg cfg;
     sprig_ns_dgram_stats stats;
+    sprig_backend backend; /* registered with the loop */
+    sprig_ns_proto proto;  /* registered with the node */
 } sprig_ns_dgram_backend;
 
 /* INVALID_ARGUMENT for missing storage, rx_queue_len 0, tc > 3, or a pool whose buffers cannot

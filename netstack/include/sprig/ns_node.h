@@ -135,6 +135,7 @@ typedef struct sprig_ns_node_stats {
 } sprig_ns_node_stats;
 
 struct sprig_ns_node {
+    bool initialised; /* first: a byte at a small offset is cheaper to load on Cortex-M0+ */
     sprig_ns_node_cfg cfg;
     size_t route_count;
     sprig_ns_link *links;
@@ -142,7 +143,6 @@ struct sprig_ns_node {
     sprig_buf_queue loopback;
     sprig_task loopback_task;
     sprig_ns_node_stats stats;
-    bool initialised;
 };
 
 /* INVALID_ARGUMENT for a bad id, no loop or no pool. The config is copied. */

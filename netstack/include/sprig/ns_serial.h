@@ -113,20 +113,21 @@ typedef struct sprig_ns_serial_stats {
 } sprig_ns_serial_stats;
 
 typedef struct sprig_ns_serial {
-    sprig_ns_link link; /* attach this to a node; first member */
-    sprig_ns_serial_cfg cfg;
-    /* transmit */
-    sprig_buf *tx_buf;
-    sprig_ns_cobs_enc enc;
-    uint8_t stage[SPRIG_CONFIG_NS_SERIAL_CHUNK];
-    size_t stage_off, stage_len;
+    /* Small fields first: Cortex-M0+ loads bytes with an immediate offset only below 32. */
     bool idle; /* the line has been idle: lead the next frame with 0x00 */
     bool pumping;
+    bool rx_skip; /* no buffer: skip to the next delimiter */
+    sprig_buf *tx_buf;
+    sprig_buf *rx_buf;
+    size_t stage_off, stage_len;
+    /* transmit */
+    sprig_ns_cobs_enc enc;
     /* receive */
     sprig_ns_cobs_dec dec;
-    sprig_buf *rx_buf;
-    bool rx_skip; /* no buffer: skip to the next delimiter */
+    sprig_ns_serial_cfg cfg;
     sprig_ns_serial_stats stats;
+    uint8_t stage[SPRIG_CONFIG_NS_SERIAL_CHUNK];
+    sprig_ns_link link; /* attach this to a node */
 } sprig_ns_serial;
 
 sprig_status sprig_ns_serial_init(sprig_ns_serial *s, const sprig_ns_serial_cfg *cfg);

@@ -87,25 +87,29 @@ void sprig_ns_stream_emit(const sprig_ns_header *ip, const sprig_ns_stream_hdr *
 struct sprig_ns_stream_backend;
 
 typedef struct sprig_ns_conn {
-    sprig_sock sock; /* first member */
-    struct sprig_ns_stream_backend *be;
-    struct sprig_ns_conn *parent; /* the listener, until accepted */
-    uint8_t state;                /* private (stream.c) */
-    uint8_t bits;                 /* private flags */
-    uint8_t pending;              /* events for the task */
+    /* Small fields first: Cortex-M0+ loads bytes with an immediate offset only below 32. */
+    uint8_t state;   /* private (stream.c) */
+    uint8_t bits;    /* private flags */
+    uint8_t pending; /* events for the task */
     uint8_t peer_shift;
     uint8_t retries; /* consecutive timeouts / unanswered probes */
     uint8_t dupacks;
     uint8_t ka_miss; /* unanswered keepalive probes */
     uint16_t lport, peer_node, peer_port;
     uint16_t mss;
+    struct sprig_ns_stream_backend *be;
     uint32_t iss, snd_una, snd_nxt, snd_max, snd_wnd, rcv_nxt;
     uint32_t rtt_seq;                               /* timed segment (Karn) */
     uint32_t rtt_start, srtt, rttvar, rto, last_rx; /* µs; stamps are loop time mod 2^32 */
-    sprig_status fail;                              /* terminal status for the task */
     uint32_t tx_head, tx_len, rx_head, rx_len;
-    uint32_t rx_adv;  /* window last advertised, bytes */
+    uint32_t rx_adv;              /* window last advertised, bytes */
+    uint32_t ooo_seq, ooo_end;    /* out-of-order range kept in the receive ring (equal: none) */
+    uint32_t frtx_at;             /* time of the last fast retransmit */
+    struct sprig_ns_conn *parent; /* the listener, until accepted */
+    sprig_status fail;            /* terminal status for the task */
+    /* Set up once at init; a new connection clears only the fields above. */
     uint8_t *tx, *rx; /* rings (cfg.tx_buf, cfg.rx_buf bytes) */
+    sprig_sock sock;
     sprig_task task;
     sprig_timer rtx;  /* retransmission / handshake / persist / linger */
     sprig_timer kick; /* retry after local back-pressure */
@@ -136,22 +140,22 @@ typedef struct sprig_ns_stream_stats {
 } sprig_ns_stream_stats;
 
 typedef struct sprig_ns_stream_backend {
-    sprig_backend backend; /* registered with the loop */
-    sprig_ns_proto proto;  /* registered with the node */
-    sprig_ns_node *node;
+    sprig_ns_stream_cfg cfg; /* first: the fields used most sit at small offsets (Cortex-M0+) */
     sprig_loop *loop;
     sprig_buf_pool *pool;
-    sprig_ns_conn *conns;
-    size_t nconns;
+    sprig_ns_node *node;
+    uint8_t shift; /* our window shift (from cfg.rx_buf) */
     uint16_t next_port;
     uint32_t isn_state;
-    uint8_t shift;             /* our window shift (from cfg.rx_buf) */
+    sprig_ns_conn *conns;
+    size_t nconns;
+    sprig_ns_stream_stats stats;
     sprig_framed_sock *framed; /* SEQPACKET: decorator slots (free while inner is NULL) */
     size_t nframed;
     uint8_t *framed_mem;
     size_t max_message;
-    sprig_ns_stream_cfg cfg;
-    sprig_ns_stream_stats stats;
+    sprig_backend backend; /* registered with the loop */
+    sprig_ns_proto proto;  /* registered with the node */
 } sprig_ns_stream_backend;
 
 /* Bytes of ring memory sprig_ns_stream_init() needs for n connections with this config. */

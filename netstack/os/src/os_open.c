@@ -2,8 +2,11 @@
  * (sprig/ns_os.h, docs/netstack.md §11). A host convenience: it allocates. */
 #include <errno.h>
 #include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "sprig/ns_os.h"
@@ -14,11 +17,32 @@
 #define DEFAULT_CONNS 8u
 #define DEFAULT_RING  4096u
 #define DEFAULT_MSG   4096u
+#define DEFAULT_PEERS 16u
+#define MAX_PEERS     4096u
 
 typedef struct query {
-    uint32_t node, peer, baud, mtu, bind;
+    uint32_t node, peer, baud, mtu, bind, peers;
     bool listen;
 } query;
+
+/* The caller's one-line explanation of a failure (opts->error), if it asked for one. */
+typedef struct why {
+    char *buf;
+    size_t cap;
+} why;
+
+static sprig_status fail(why *w, sprig_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static sprig_status fail(why *w, sprig_status st, const char *fmt, ...)
+{
+    if (w->buf != NULL && w->cap > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(w->buf, w->cap, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
 
 /* Decimal or 0x-hex, 0..max. */
 static bool parse_num(const char *p, size_t len, uint32_t max, uint32_t *out)
@@ -44,7 +68,7 @@ static bool parse_num(const char *p, size_t len, uint32_t max, uint32_t *out)
         } else {
             return false;
         }
-        if (v > (max - d) / base) {
+        if (d > max || v > (max - d) / base) {
             return false;
         }
         v = v * base + d;
@@ -58,13 +82,14 @@ static bool key_is(const char *k, size_t klen, const char *name)
     return klen == strlen(name) && memcmp(k, name, klen) == 0;
 }
 
-static sprig_status parse_query(sprig_str q, query *out)
+static sprig_status parse_query(sprig_str q, query *out, why *w)
 {
     out->node = 1;
     out->peer = 2;
     out->baud = 0;
     out->mtu = DEFAULT_MTU;
     out->bind = 0;
+    out->peers = DEFAULT_PEERS;
     out->listen = false;
     size_t i = 0;
     while (q.ptr != NULL && i < q.len) {
@@ -80,27 +105,51 @@ static sprig_status parse_query(sprig_str q, query *out)
         const char *v = i + kl < end ? k + kl + 1 : NULL;
         size_t vl = v != NULL ? (size_t)(q.ptr + end - v) : 0;
         bool ok;
+        const char *want = NULL;
         if (kl == 0) {
             ok = true; /* "a&&b" or a trailing '&' */
         } else if (key_is(k, kl, "node")) {
             ok = v != NULL && parse_num(v, vl, 0xFFFE, &out->node) && out->node != 0;
+            want = "a node id 1..65534 (decimal or 0x hex)";
         } else if (key_is(k, kl, "peer")) {
             ok = v != NULL && parse_num(v, vl, 0xFFFE, &out->peer) && out->peer != 0;
+            want = "a node id 1..65534 (decimal or 0x hex)";
         } else if (key_is(k, kl, "baud")) {
             ok = v != NULL && parse_num(v, vl, 4000000, &out->baud);
+            want = "a standard rate 9600..4000000";
+            if (ok && out->baud == 1200) {
+                return fail(w, SPRIG_STATUS_INVALID_ARGUMENT,
+                            "baud=1200 is refused: opening a USB serial port at 1200 baud "
+                            "reboots a Raspberry Pi Pico into its bootloader");
+            }
         } else if (key_is(k, kl, "mtu")) {
             ok = v != NULL && parse_num(v, vl, 65535, &out->mtu);
+            want = "a number";
         } else if (key_is(k, kl, "bind")) {
             ok = v != NULL && parse_num(v, vl, 65535, &out->bind);
+            want = "a UDP port 0..65535";
+        } else if (key_is(k, kl, "peers")) {
+            ok = v != NULL && parse_num(v, vl, MAX_PEERS, &out->peers) && out->peers != 0;
+            want = "a table size 1..4096";
         } else if (key_is(k, kl, "listen")) {
             uint32_t l = 1;
             ok = v == NULL || (parse_num(v, vl, 1, &l));
             out->listen = l != 0;
+            want = "nothing, 0 or 1";
         } else {
-            ok = false; /* unknown keys are refused: a typo must not pass silently */
+            /* unknown keys are refused: a typo must not pass silently */
+            return fail(w, SPRIG_STATUS_INVALID_ARGUMENT,
+                        "unknown query key '%.*s' (known: node, peer, baud, mtu, bind, listen, "
+                        "peers)",
+                        (int)kl, k);
         }
         if (!ok) {
-            return SPRIG_STATUS_INVALID_ARGUMENT;
+            if (v == NULL || vl == 0) {
+                return fail(w, SPRIG_STATUS_INVALID_ARGUMENT, "%.*s= needs a value: %s", (int)kl, k,
+                            want);
+            }
+            return fail(w, SPRIG_STATUS_INVALID_ARGUMENT, "bad %.*s=%.*s: want %s", (int)kl, k,
+                        (int)vl, v, want);
         }
         i = end + 1;
     }
@@ -154,7 +203,7 @@ static sprig_status resolve(const sprig_url *u, sprig_addr *out)
 }
 
 static sprig_status open_link(sprig_os_loop *ol, const sprig_url *u, const query *q,
-                              sprig_ns_os_endpoint *ep)
+                              sprig_ns_os_endpoint *ep, why *w)
 {
     if (u->scheme == SPRIG_URL_SERIAL) {
         char *path = malloc(u->path.len + 1);
@@ -162,30 +211,53 @@ static sprig_status open_link(sprig_os_loop *ol, const sprig_url *u, const query
             return SPRIG_STATUS_RESOURCE_EXHAUSTED;
         }
         sprig_status st = sprig_str_copy(u->path, path, u->path.len + 1);
-        if (st == SPRIG_STATUS_OK && u->path.len == 0) {
-            st = SPRIG_STATUS_INVALID_ARGUMENT;
-        }
+        int err = 0;
         if (st == SPRIG_STATUS_OK) {
             sprig_ns_serial_fd_cfg c = {.pool = &ep->pool, .mtu = (uint16_t)q->mtu};
+            errno = 0;
             st = sprig_ns_serial_fd_open(&ep->serial, ol, path, q->baud, &c);
+            err = errno;
+        }
+        if (st == SPRIG_STATUS_OK) {
+            /* opened */
+        } else if (st == SPRIG_STATUS_INVALID_ARGUMENT) {
+            (void)fail(w, st, "cannot use %s at baud %u (standard rates 9600..4000000)", path,
+                       (unsigned)q->baud);
+        } else if (err == ENOENT || err == ENOTDIR) {
+            (void)fail(w, st, "serial device %s not found", path);
+        } else if (err == EACCES) {
+            (void)fail(w, st, "no permission to open %s (is the user in its group, e.g. dialout?)",
+                       path);
+        } else if (err == EPERM) {
+            (void)fail(w, st, "%s cannot be watched: not a tty, pty, fifo or socket", path);
+        } else {
+            (void)fail(w, st, "cannot open serial device %s: %s", path,
+                       err != 0 ? strerror(err) : sprig_status_str(st));
         }
         free(path);
         return st;
     }
     if (!u->has_port) {
-        return SPRIG_STATUS_INVALID_ARGUMENT;
+        return fail(w, SPRIG_STATUS_INVALID_ARGUMENT, "sprig+udp needs HOST:PORT");
     }
     sprig_addr host;
     sprig_status st = resolve(u, &host);
     if (st != SPRIG_STATUS_OK) {
-        return st;
+        return fail(w, st, "host '%.*s' not found", (int)u->host.len, u->host.ptr);
     }
     sprig_ns_udp_cfg c = {.pool = &ep->pool, .mtu = (uint16_t)q->mtu};
     if (q->listen) {
-        c.local = host; /* HOST:PORT is ours; the peer is learnt */
+        c.local = host; /* HOST:PORT is ours; the peers are learnt */
+        ep->peers = calloc(q->peers, sizeof(*ep->peers));
+        if (ep->peers == NULL) {
+            return SPRIG_STATUS_RESOURCE_EXHAUSTED;
+        }
+        c.peers = ep->peers;
+        c.peer_cap = q->peers;
     } else {
         if (host.port == 0) {
-            return SPRIG_STATUS_INVALID_ARGUMENT;
+            return fail(w, SPRIG_STATUS_INVALID_ARGUMENT,
+                        "sprig+udp: port 0 only when listening (add ?listen=1)");
         }
         c.peer = host;
         c.has_peer = true;
@@ -196,7 +268,14 @@ static sprig_status open_link(sprig_os_loop *ol, const sprig_url *u, const query
             c.local.port = (uint16_t)q->bind; /* :: */
         }
     }
-    return sprig_ns_udp_init(&ep->udp, ol, &c);
+    st = sprig_ns_udp_init(&ep->udp, ol, &c);
+    if (st == SPRIG_STATUS_ALREADY_EXISTS) {
+        (void)fail(w, st, "UDP port %u is already in use",
+                   (unsigned)(q->listen ? host.port : q->bind));
+    } else if (st != SPRIG_STATUS_OK) {
+        (void)fail(w, st, "cannot open the UDP socket: %s", strerror(errno));
+    }
+    return st;
 }
 
 sprig_status sprig_ns_os_open(sprig_os_loop *ol, const char *url, const sprig_ns_os_opts *opts,
@@ -208,25 +287,42 @@ sprig_status sprig_ns_os_open(sprig_os_loop *ol, const char *url, const sprig_ns
     if (ol == NULL || url == NULL || out == NULL) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
+    why w = {.buf = opts != NULL ? opts->error : NULL, .cap = opts != NULL ? opts->error_cap : 0};
+    if (w.buf != NULL && w.cap > 0) {
+        w.buf[0] = '\0';
+    }
     sprig_url u;
     query q;
     sprig_status st = sprig_url_parse(url, &u);
+    if (st != SPRIG_STATUS_OK && strncasecmp(url, "serial:", 7) == 0 &&
+        (url[7] == '\0' || url[7] == '?')) {
+        return fail(&w, st, "serial: needs a device path, e.g. serial:/dev/ttyACM0");
+    }
     if (st != SPRIG_STATUS_OK) {
-        return st;
+        return fail(&w, st,
+                    "not a valid URL (serial:PATH?node=N&peer=P or "
+                    "sprig+udp://HOST:PORT?node=N...)");
     }
     if (!sprig_ns_os_handles(&u)) {
-        return SPRIG_STATUS_UNIMPLEMENTED;
+        return fail(&w, SPRIG_STATUS_UNIMPLEMENTED, "not a netstack URL (serial: or sprig+udp:)");
     }
     if (u.scheme == SPRIG_URL_SERIAL && u.path.len == 0) {
-        return SPRIG_STATUS_INVALID_ARGUMENT;
+        return fail(&w, SPRIG_STATUS_INVALID_ARGUMENT,
+                    "serial: needs a device path, e.g. serial:/dev/ttyACM0");
     }
-    st = parse_query(u.query, &q);
+    st = parse_query(u.query, &q, &w);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }
     bool udp = u.scheme != SPRIG_URL_SERIAL;
-    if (q.mtu < 64 || q.mtu > (udp ? SPRIG_NS_UDP_MAX_MTU : SPRIG_CONFIG_NS_MAX_MTU)) {
-        return SPRIG_STATUS_INVALID_ARGUMENT;
+    uint32_t max_mtu = udp ? SPRIG_NS_UDP_MAX_MTU : SPRIG_CONFIG_NS_MAX_MTU;
+    if (q.mtu < 64 || q.mtu > max_mtu) {
+        return fail(&w, SPRIG_STATUS_INVALID_ARGUMENT, "bad mtu=%u: want 64..%u", (unsigned)q.mtu,
+                    (unsigned)max_mtu);
+    }
+    if (udp && !q.listen && u.has_port && u.port == 0) {
+        return fail(&w, SPRIG_STATUS_INVALID_ARGUMENT,
+                    "sprig+udp: port 0 only when listening (add ?listen=1)");
     }
     size_t nbufs = opts != NULL && opts->bufs != 0 ? opts->bufs : DEFAULT_BUFS;
     size_t nsocks = opts != NULL && opts->socks != 0 ? opts->socks : DEFAULT_SOCKS;
@@ -234,7 +330,7 @@ sprig_status sprig_ns_os_open(sprig_os_loop *ol, const char *url, const sprig_ns
     uint32_t ring = opts != NULL && opts->stream_buf != 0 ? opts->stream_buf : DEFAULT_RING;
     size_t max_msg = opts != NULL && opts->max_message != 0 ? opts->max_message : DEFAULT_MSG;
     if (nconns > 4096 || max_msg > (1u << 24) || ring > (1u << 24)) {
-        return SPRIG_STATUS_INVALID_ARGUMENT;
+        return fail(&w, SPRIG_STATUS_INVALID_ARGUMENT, "endpoint options out of range");
     }
     /* keepalive: a peer that vanished (killed, cable pulled) frees its connection within a
      * minute instead of holding it forever */
@@ -286,7 +382,7 @@ sprig_status sprig_ns_os_open(sprig_os_loop *ol, const char *url, const sprig_ns
         st = sprig_ns_node_init(&ep->node, &nc);
     }
     if (st == SPRIG_STATUS_OK) {
-        st = open_link(ol, &u, &q, ep);
+        st = open_link(ol, &u, &q, ep, &w);
     }
     sprig_ns_link *link = udp ? &ep->udp.link : &ep->serial.serial.link;
     if (st == SPRIG_STATUS_OK) {
@@ -336,5 +432,6 @@ void sprig_ns_os_close(sprig_ns_os_endpoint *ep)
     free(ep->framed_mem);
     free(ep->pool_mem);
     free(ep->pool_bufs);
+    free(ep->peers);
     free(ep);
 }

@@ -55,39 +55,111 @@ static void set_out(sprig_ns_udp *u, bool on)
     }
 }
 
+/* One sendto: 0 when sent or dropped (counted), EAGAIN when the socket is full. */
+static int send_one(sprig_ns_udp *u, const sprig_buf *b, const sprig_addr *to_addr)
+{
+    sockaddr_any to;
+    socklen_t tl = to_sockaddr(to_addr, u->family, &to);
+    ssize_t n;
+    do {
+        n = sendto(u->fd, sprig_buf_data(b), sprig_buf_len(b), MSG_NOSIGNAL, &to.sa, tl);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+        return EAGAIN;
+    }
+    if (n < 0) {
+        u->stats.tx_errors++; /* e.g. ECONNREFUSED from an earlier ICMP: drop, go on */
+    } else {
+        u->stats.tx_datagrams++;
+    }
+    return 0;
+}
+
+static sprig_ns_udp_peer *find_peer(const sprig_ns_udp *u, uint16_t node)
+{
+    for (size_t i = 0; i < u->peer_cap; i++) {
+        if (u->peers[i].node == node && node != SPRIG_NS_NODE_NONE) {
+            return &u->peers[i];
+        }
+    }
+    return NULL;
+}
+
+/* Listening: remember that `node` is at `from` (a new node takes a free row, else the one
+ * heard from least recently). */
+static void learn(sprig_ns_udp *u, uint16_t node, const sprig_addr *from)
+{
+    u->heard++;
+    sprig_ns_udp_peer *row = find_peer(u, node);
+    if (row == NULL) {
+        sprig_ns_udp_peer *oldest = NULL;
+        for (size_t i = 0; i < u->peer_cap && row == NULL; i++) {
+            sprig_ns_udp_peer *p = &u->peers[i];
+            if (p->node == SPRIG_NS_NODE_NONE) {
+                row = p;
+            } else if (oldest == NULL || p->heard < oldest->heard) {
+                oldest = p;
+            }
+        }
+        if (row == NULL) {
+            row = oldest;
+            u->stats.evicted++;
+        }
+        row->node = node;
+    }
+    row->addr = *from;
+    row->heard = u->heard;
+}
+
+/* Listening: a broadcast goes to every known peer, best effort (a copy the socket cannot take
+ * now is dropped and counted in tx_errors, not retried). */
+static void broadcast(sprig_ns_udp *u, const sprig_buf *b)
+{
+    for (size_t i = 0; i < u->peer_cap; i++) {
+        if (u->peers[i].node != SPRIG_NS_NODE_NONE && send_one(u, b, &u->peers[i].addr) != 0) {
+            u->stats.tx_errors++;
+        }
+    }
+}
+
 /* Send queued packets until the socket is full (then EPOLLOUT) or the queues are empty. */
 static void pump(sprig_ns_udp *u)
 {
     for (;;) {
         sprig_buf *b = u->tx_buf;
+        sprig_addr to = u->tx_to;
         u->tx_buf = NULL;
         if (b == NULL) {
             b = sprig_ns_link_next(&u->link);
             if (b == NULL) {
                 return;
             }
+            if (u->has_peer) {
+                to = u->peer;
+            } else {
+                /* the node only queues packets it built or checked: the header is there */
+                uint16_t dst = sprig_buf_len(b) >= SPRIG_NS_HEADER_LEN
+                                   ? sprig_ns_header_dst(sprig_buf_data(b))
+                                   : SPRIG_NS_NODE_NONE;
+                const sprig_ns_udp_peer *p = find_peer(u, dst);
+                if (dst == SPRIG_NS_NODE_BROADCAST) {
+                    broadcast(u, b);
+                } else if (p == NULL) {
+                    u->stats.no_peer++;
+                }
+                if (p == NULL) {
+                    sprig_buf_free(b);
+                    continue;
+                }
+                to = p->addr;
+            }
         }
-        if (!u->has_peer) {
-            u->stats.no_peer++;
-            sprig_buf_free(b);
-            continue;
-        }
-        sockaddr_any to;
-        socklen_t tl = to_sockaddr(&u->peer, u->family, &to);
-        ssize_t n;
-        do {
-            n = sendto(u->fd, sprig_buf_data(b), sprig_buf_len(b), MSG_NOSIGNAL, &to.sa, tl);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+        if (send_one(u, b, &to) != 0) {
             u->tx_buf = b; /* back-pressure: the rest waits in the node's class queues */
+            u->tx_to = to;
             u->stats.write_stalls++;
             set_out(u, true);
             return;
-        }
-        if (n < 0) {
-            u->stats.tx_errors++; /* e.g. ECONNREFUSED from an earlier ICMP: drop, go on */
-        } else {
-            u->stats.tx_datagrams++;
         }
         sprig_buf_free(b);
     }
@@ -154,8 +226,7 @@ static void receive(sprig_ns_udp *u)
             continue;
         }
         if (!u->has_peer) {
-            u->peer = src; /* learnt from the first good datagram */
-            u->has_peer = true;
+            learn(u, sprig_ns_header_src(dst), &src);
         }
         (void)sprig_buf_put(b, (size_t)n);
         u->stats.rx_datagrams++;
@@ -192,6 +263,9 @@ sprig_status sprig_ns_udp_init(sprig_ns_udp *u, sprig_os_loop *ol, const sprig_n
     if (mtu < 64 || mtu > SPRIG_NS_UDP_MAX_MTU || cfg->pool->buf_size < mtu) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
+    if (!cfg->has_peer && cfg->peers != NULL && cfg->peer_cap == 0) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
     bool v4 = sprig_addr_is_ipv4(&cfg->local);
     if (cfg->has_peer && sprig_addr_is_ipv4(&cfg->peer) != v4) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
@@ -221,6 +295,11 @@ sprig_status sprig_ns_udp_init(sprig_ns_udp *u, sprig_os_loop *ol, const sprig_n
     u->watching = true;
     u->peer = cfg->peer;
     u->has_peer = cfg->has_peer;
+    if (!u->has_peer) {
+        u->peers = cfg->peers != NULL ? cfg->peers : &u->one;
+        u->peer_cap = cfg->peers != NULL ? cfg->peer_cap : 1;
+        memset(u->peers, 0, u->peer_cap * sizeof(*u->peers));
+    }
     (void)sprig_ns_link_init(&u->link, &udp_ops, mtu);
     return SPRIG_STATUS_OK;
 }
@@ -259,4 +338,30 @@ sprig_status sprig_ns_udp_local(const sprig_ns_udp *u, sprig_addr *out)
         return sprig_os_status_from_errno(errno);
     }
     return from_sockaddr(&sa, out) ? SPRIG_STATUS_OK : SPRIG_STATUS_INTERNAL;
+}
+
+sprig_status sprig_ns_udp_peer_addr(const sprig_ns_udp *u, uint16_t node, sprig_addr *out)
+{
+    if (u == NULL || out == NULL) {
+        return SPRIG_STATUS_INVALID_ARGUMENT;
+    }
+    if (u->has_peer) {
+        *out = u->peer;
+        return SPRIG_STATUS_OK;
+    }
+    const sprig_ns_udp_peer *p = find_peer(u, node);
+    if (p == NULL) {
+        return SPRIG_STATUS_NOT_FOUND;
+    }
+    *out = p->addr;
+    return SPRIG_STATUS_OK;
+}
+
+size_t sprig_ns_udp_peer_count(const sprig_ns_udp *u)
+{
+    size_t n = 0;
+    for (size_t i = 0; u != NULL && i < u->peer_cap; i++) {
+        n += u->peers[i].node != SPRIG_NS_NODE_NONE;
+    }
+    return n;
 }

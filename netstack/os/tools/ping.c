@@ -8,6 +8,9 @@
  *   sprig-ping -c 5 'sprig+udp://127.0.0.1:47823?node=1&peer=2'
  *   sprig-ping 'serial:/dev/ttyACM0?node=1&peer=2&baud=115200'
  *
+ * A listening sprig+udp node answers any number of pingers (up to its peer table, peers=K,
+ * default 16) as long as each has its own node id.
+ *
  * Exit status: 0 if at least one reply came back, 1 if none, 2 for usage or set-up errors.
  */
 #define _GNU_SOURCE
@@ -124,7 +127,9 @@ static void usage(FILE *f)
     fprintf(f, "usage: sprig-ping [-c COUNT] [-i MS] [-s BYTES] [-W MS] [-t NODE] URL\n"
                "       sprig-ping --serve URL\n"
                "URL: serial:PATH?node=N&peer=P[&baud=B]  |  "
-               "sprig+udp://HOST:PORT?node=N&peer=P[&listen]\n");
+               "sprig+udp://HOST:PORT?node=N&peer=P[&listen[&peers=K]]\n"
+               "A listening sprig+udp node answers many pingers at once, each with its own "
+               "node=N.\n");
 }
 
 static bool parse_uint(const char *s, unsigned long max, unsigned long *out)
@@ -197,10 +202,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "sprig-ping: loop: %s\n", sprig_status_str(st));
         return 2;
     }
-    sprig_ns_os_opts opts = {.on_icmp = on_icmp, .icmp_arg = &p};
+    char why[256] = "";
+    sprig_ns_os_opts opts = {
+        .on_icmp = on_icmp, .icmp_arg = &p, .error = why, .error_cap = sizeof(why)};
     st = sprig_ns_os_open(&p.ol, url, &opts, &p.ep);
     if (st != SPRIG_STATUS_OK) {
-        fprintf(stderr, "sprig-ping: %s: %s\n", url, sprig_status_str(st));
+        fprintf(stderr, "sprig-ping: %s: %s%s%s\n", url, why, why[0] != '\0' ? ": " : "",
+                sprig_status_str(st));
         sprig_os_loop_deinit(&p.ol);
         return 2;
     }
@@ -247,6 +255,11 @@ int main(int argc, char **argv)
         printf("link: %u datagrams in, %u out, %u bad, %u too long, %u from strangers\n",
                (unsigned)us->rx_datagrams, (unsigned)us->tx_datagrams, (unsigned)us->bad,
                (unsigned)us->too_long, (unsigned)us->wrong_peer);
+        if (!p.ep->udp.has_peer) {
+            printf("peers: %zu known, %u packets to unknown nodes dropped, %u evicted\n",
+                   sprig_ns_udp_peer_count(&p.ep->udp), (unsigned)us->no_peer,
+                   (unsigned)us->evicted);
+        }
     } else {
         printf("link: %u frames in, %u out, %u CRC errors, %u framing errors, %u overruns%s\n",
                (unsigned)ss->rx.frames, (unsigned)ss->tx_frames, (unsigned)ss->rx.crc_errors,

@@ -44,6 +44,12 @@
 #define SPRIG_CONFIG_MEM_NAME_MAX 32
 #endif
 
+/* 1: the transfer engine also runs on DGRAM sockets (loss recovery, congestion window, bound
+ * server sockets); 0 leaves it SEQPACKET-only and smaller (docs/transfer.md, "Size"). */
+#ifndef SPRIG_CONFIG_TRANSFER_DGRAM
+#define SPRIG_CONFIG_TRANSFER_DGRAM 1
+#endif
+
 #if (SPRIG_CONFIG_BUF_ALIGN & (SPRIG_CONFIG_BUF_ALIGN - 1)) != 0 || SPRIG_CONFIG_BUF_ALIGN < 1
 #error "SPRIG_CONFIG_BUF_ALIGN must be a power of two"
 #endif

@@ -1,6 +1,6 @@
 /*
  * sprig/transfer.h — pw_transfer version-2 chunks and a transfer engine carried directly on a
- * SEQPACKET socket (shared/WIRE.md, "Transfer chunk"; docs/transfer.md).
+ * SEQPACKET or DGRAM socket (shared/WIRE.md, "Transfer chunk"; docs/transfer.md).
  *
  * Contract
  *   Memory: no malloc. A node, its session pool and its receive buffer are caller storage given
@@ -16,6 +16,11 @@
  *     peer is untrusted: an undecodable chunk is counted and dropped.
  *   Time: timeouts and the peer's min_delay_microseconds run on the loop's timers, so a fake clock
  *     drives them in tests.
+ *   Carriers: on SEQPACKET nothing is lost. On DGRAM (SPRIG_CONFIG_TRANSFER_DGRAM, default 1) the
+ *     engine recovers lost, duplicated and reordered chunks itself (timeouts + retries, the
+ *     receiver's retransmit requests) and the receiver's window adapts to loss; a bound DGRAM
+ *     socket serves many peers, sessions keyed by (peer address, session id). Over pw_rpc
+ *     (pw.transfer.Transfer Read/Write streams) see sprig/transfer_rpc.h. docs/transfer.md.
  */
 #ifndef SPRIG_TRANSFER_H
 #define SPRIG_TRANSFER_H
@@ -224,6 +229,10 @@ typedef struct sprig_transfer_session {
     uint32_t crc;
     uint32_t peer_version;
     sprig_status status; /* final status once completing */
+    sprig_addr peer;     /* bound DGRAM socket: the peer's address */
+    uint32_t round_end;  /* DGRAM receiver: a loss-free window ends here (then it grows) */
+    uint8_t cwnd;        /* DGRAM receiver: window in chunks (slow start, halve on loss) */
+    uint8_t ssthresh;    /* DGRAM receiver: doubling stops here, then +1 chunk per window */
     uint8_t in_use;
     uint8_t client;  /* 1: we opened it */
     uint8_t sender;  /* 1: data flows from us */
@@ -235,7 +244,8 @@ typedef struct sprig_transfer_session {
 
 typedef struct sprig_transfer_cfg {
     sprig_loop *loop;
-    sprig_sock *sock;                 /* a connected SEQPACKET socket; the node owns it from init */
+    sprig_sock *sock; /* a connected SEQPACKET socket, a dialed DGRAM socket (one peer) or a
+                         bound DGRAM socket (server for many peers); the node owns it */
     sprig_transfer_session *sessions; /* the session pool: bounds concurrent transfers */
     size_t max_sessions;
     uint8_t *rx_buf; /* receive buffer, >= the socket's max_message_size */
@@ -247,11 +257,12 @@ typedef struct sprig_transfer_cfg {
     sprig_transfer_done_fn on_done;
     void *user;
     /* Tuning; 0 picks the default. */
-    sprig_time chunk_timeout;  /* 2 s (WIRE.md) */
-    uint8_t max_retries;       /* 3 (WIRE.md) */
+    sprig_time chunk_timeout;  /* 2 s (WIRE.md); DGRAM: 500 ms */
+    uint8_t max_retries;       /* 3 (WIRE.md); DGRAM: 8 */
     uint32_t max_chunk;        /* largest data per chunk we accept/send: the socket's
                                   max_message_size - SPRIG_TRANSFER_DATA_OVERHEAD */
-    uint32_t window_chunks;    /* receive window, in chunks: 4 (at most 255) */
+    uint32_t window_chunks;    /* receive window, in chunks: 4 (at most 255). DGRAM: the
+                                  slow-start threshold (the window starts at 1 chunk) */
     uint32_t min_delay_us;     /* what we ask of a sender when receiving: 0 (a reliable
                                   carrier needs no pacing; pw_transfer asks 2000) */
     uint32_t first_session_id; /* first id our client sessions use: 1. Give the two ends
@@ -276,14 +287,18 @@ struct sprig_transfer_node {
     sprig_transfer_stats stats;
     uint32_t next_id;
     uint32_t max_chunk; /* derived */
+    sprig_addr from;    /* bound DGRAM socket: the sender of the chunk being handled */
     uint8_t want_write; /* a send met UNAVAILABLE: flush on WRITABLE */
     uint8_t dead;       /* the socket is closed */
     uint8_t ready;
+    uint8_t dgram; /* 0: SEQPACKET, DGRAM_DIALED or DGRAM_BOUND (private) */
 };
 
-/* INVALID_ARGUMENT for missing storage, a socket that is not SEQPACKET, one whose
- * max_message_size is below SPRIG_TRANSFER_MIN_MESSAGE, or an rx buffer smaller than it (the
- * caller then still owns the socket). */
+/* INVALID_ARGUMENT for missing storage, a socket that is neither SEQPACKET nor DGRAM (nor DGRAM
+ * when SPRIG_CONFIG_TRANSFER_DGRAM is 0), one whose max_message_size is below
+ * SPRIG_TRANSFER_MIN_MESSAGE, or an rx buffer smaller than it (the caller then still owns the
+ * socket). A DGRAM socket with a peer address (dialed) talks to that peer; one without (bound)
+ * serves whoever sends to it. */
 sprig_status sprig_transfer_init(sprig_transfer_node *node, const sprig_transfer_cfg *cfg);
 /* Ends every transfer with CANCELLED (done callbacks run; handlers are closed), closes the
  * socket. Idempotent; safe after a failed init. Not from inside one of this node's callbacks
@@ -306,7 +321,8 @@ typedef struct sprig_transfer_opts {
 /* Start downloading the peer's resource (read) or uploading to it (write). On OK *session_id
  * names the transfer and its done callback will run exactly once. RESOURCE_EXHAUSTED with no
  * free session; the local handler's open status if it refuses; FAILED_PRECONDITION if the
- * socket is closed; UNAVAILABLE is never returned (a blocked socket just delays the START). */
+ * socket is closed; UNIMPLEMENTED on a bound DGRAM socket (it only serves: it has no peer to
+ * start with); UNAVAILABLE is never returned (a blocked socket just delays the START). */
 sprig_status sprig_transfer_read(sprig_transfer_node *node, const sprig_transfer_opts *opts,
                                  uint32_t *session_id);
 sprig_status sprig_transfer_write(sprig_transfer_node *node, const sprig_transfer_opts *opts,

@@ -1,13 +1,18 @@
 /*
- * sprig-transfer — move files with sprig::transfer (pw_transfer v2 chunks on a SEQPACKET socket).
+ * sprig-transfer — move files with sprig::transfer (pw_transfer v2 chunks on a SEQPACKET or DGRAM
+ * socket).
  *
  *   sprig-transfer serve --listen URL [--listen URL ...] --root DIR [--read-only]
  *                        [--discard-partial] [--verbose]
  *   sprig-transfer put [--quiet] [--resume] URL LOCAL NAME   upload LOCAL as NAME
  *   sprig-transfer get [--quiet] [--resume] URL NAME LOCAL   download NAME into LOCAL
  *
- * URLs are sprig socket URLs: unix:PATH, tcp://HOST:PORT (port 0 picks a free one for serve;
- * the bound address is printed as "sprig-transfer: listening on URL").
+ * URLs are sprig socket URLs: unix:PATH, tcp://HOST:PORT (SEQPACKET), udp://HOST:PORT (DGRAM: the
+ * engine retransmits and adapts its window to loss; `serve` runs one node on the bound socket
+ * for every peer). Port 0 picks a free one for serve; the bound address is printed as
+ * "sprig-transfer: listening on URL". When the netstack is built, serial:PATH and
+ * sprig+udp://HOST:PORT (docs/netstack.md §11) work too: a netstack endpoint, the service on
+ * sprig://NODE:69 through it (sprig_ns_os_set_url; serve is node 2, clients node 1).
  *
  * Names: a resource's id is the 65599 hash of its name (sprig/transfer_os.h). `put` first writes
  * the name to the server's name resource (id 1) so that the server can create the file, then
@@ -50,6 +55,9 @@
 #include "sprig/transfer.h"
 #include "sprig/transfer_os.h"
 #include "sprig/url.h"
+#ifdef TRANSFER_WITH_NETSTACK
+#include "sprig/ns_os.h"
+#endif
 
 #define PROG          "sprig-transfer"
 #define EXIT_USAGE    2
@@ -57,9 +65,13 @@
 #define MAX_LISTENERS 8
 #define MAX_SESSIONS  8
 #define WINDOW_CHUNKS 16
-#define DIAL_TIMEOUT  SPRIG_TIME_MS(10000)
-#define REAP_PERIOD   SPRIG_TIME_MS(500)
-#define LOCAL_ID      1u /* the client's own end of a transfer */
+/* udp: data bytes per datagram, so a chunk (+ SPRIG_TRANSFER_DATA_OVERHEAD) fits the IPv6
+ * minimum MTU (1280 - 40 - 8): a datagram is never IP-fragmented, so one lost fragment never
+ * costs a whole 64 KB chunk on a real network. */
+#define UDP_CHUNK    1184u
+#define DIAL_TIMEOUT SPRIG_TIME_MS(10000)
+#define REAP_PERIOD  SPRIG_TIME_MS(500)
+#define LOCAL_ID     1u /* the client's own end of a transfer */
 
 /* ---- messages and exit codes ------------------------------------------------------------------
  */
@@ -89,7 +101,10 @@ static void usage(FILE *f)
             "                            [--discard-partial] [--verbose]\n"
             "       %s put [--quiet] [--resume] URL LOCAL NAME\n"
             "       %s get [--quiet] [--resume] URL NAME LOCAL\n"
-            "URL: unix:PATH or tcp://HOST:PORT. NAME: a file name in the server's root (no '/',\n"
+            "URL: unix:PATH or tcp://HOST:PORT, or sprig's netstack: serial:PATH[?baud=B] or\n"
+            "sprig+udp://HOST:PORT (serve binds it and serves many clients; concurrent clients\n"
+            "need distinct ?node=N; port=N changes the service's netstack port 69).\n"
+            "NAME: a file name in the server's root (no '/',\n"
             "no leading '.', no control characters). Exit status: 0 ok, 2 usage, 10 + status.\n",
             PROG, PROG, PROG);
 }
@@ -100,6 +115,9 @@ static void usage(FILE *f)
 typedef struct env {
     sprig_os_loop ol;
     sprig_os_backend backend;
+#ifdef TRANSFER_WITH_NETSTACK
+    sprig_ns_os_set ns; /* serial: and sprig+udp: URLs */
+#endif
     sprig_os_fd sig_watch;
     int sfd;
     bool loop_ready, backend_ready, sig_ready;
@@ -131,6 +149,9 @@ static sprig_status env_init(env *e)
         return st;
     }
     e->backend_ready = true;
+#ifdef TRANSFER_WITH_NETSTACK
+    sprig_ns_os_set_init(&e->ns, &e->ol, NULL);
+#endif
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGINT);
@@ -154,6 +175,11 @@ static void env_deinit(env *e)
     if (e->sfd >= 0) {
         close(e->sfd);
     }
+#ifdef TRANSFER_WITH_NETSTACK
+    if (e->loop_ready) {
+        sprig_ns_os_set_close(&e->ns, SPRIG_TIME_MS(2000)); /* closed connections finish */
+    }
+#endif
     if (e->backend_ready) {
         sprig_os_backend_deinit(&e->backend);
     }
@@ -250,6 +276,7 @@ static void serve_conn(server *s, sprig_sock *sock)
         .user = s,
         .window_chunks = WINDOW_CHUNKS,
         .first_session_id = 0x40000000u, /* the dialing side uses ids from 1 */
+        .max_chunk = sprig_sock_type_of(sock) == SPRIG_SOCK_DGRAM ? UDP_CHUNK : 0,
     };
     sprig_status st = sprig_transfer_init(&c->node, &cfg);
     if (st != SPRIG_STATUS_OK) {
@@ -294,6 +321,33 @@ static void on_listener(sprig_sock *l, sprig_sock_event ev, sprig_status status,
     }
 }
 
+#define NS_PORT 69u /* the service on a netstack node: sprig://NODE:69 */
+
+/* The URL to listen on or dial for one from the command line: serial:/sprig+udp: open the
+ * netstack endpoint and become sprig://NODE:NS_PORT (sprig_ns_os_set_url); others unchanged.
+ * On failure prints why ("sprig-transfer: URL: reason"); the caller reports the status. */
+static sprig_status env_url(env *e, const char *url, bool listening, char *out, size_t cap)
+{
+#ifdef TRANSFER_WITH_NETSTACK
+    sprig_status st = sprig_ns_os_set_url(&e->ns, url, listening, NS_PORT, out, cap);
+    if (st != SPRIG_STATUS_OK) {
+        fprintf(stderr, "%s: %s: %s\n", PROG, url, sprig_ns_os_set_error(&e->ns));
+    }
+    return st;
+#else
+    (void)e;
+    (void)listening;
+    sprig_url u;
+    if (sprig_url_parse(url, &u) == SPRIG_STATUS_OK &&
+        (u.scheme == SPRIG_URL_SERIAL || sprig_url_scheme_is(&u, "sprig+udp"))) {
+        fprintf(stderr, "%s: %s: the netstack was not built\n", PROG, url);
+        return SPRIG_STATUS_UNIMPLEMENTED;
+    }
+    return (size_t)snprintf(out, cap, "%s", url) < cap ? SPRIG_STATUS_OK
+                                                       : SPRIG_STATUS_INVALID_ARGUMENT;
+#endif
+}
+
 /* "scheme://address" of a listener (the real port for port 0), or the URL as given. */
 static void bound_url(const char *url, const sprig_sock *l, char *out, size_t cap)
 {
@@ -301,7 +355,7 @@ static void bound_url(const char *url, const sprig_sock *l, char *out, size_t ca
     sprig_addr a;
     char addr[SPRIG_ADDR_STR_MAX];
     if (sprig_url_parse(url, &u) == SPRIG_STATUS_OK && u.host.ptr != NULL &&
-        sprig_sock_local_addr(l, &a) == SPRIG_STATUS_OK &&
+        u.scheme != SPRIG_URL_SPRIG && sprig_sock_local_addr(l, &a) == SPRIG_STATUS_OK &&
         sprig_addr_format(&a, addr, sizeof(addr)) == SPRIG_STATUS_OK) {
         snprintf(out, cap, "%.*s://%s", (int)u.scheme_name.len, u.scheme_name.ptr, addr);
     } else {
@@ -355,16 +409,26 @@ static int cmd_serve(int argc, char **argv)
     }
     for (size_t i = 0; i < nurls; i++) {
         sprig_sock *l = NULL;
-        st = sprig_sock_listen(&s->env.ol.loop, urls[i], SPRIG_SOCK_SEQPACKET, &l);
+        char lurl[300];
+        st = env_url(&s->env, urls[i], true, lurl, sizeof(lurl));
+        if (st == SPRIG_STATUS_OK) {
+            /* the scheme's type: SEQPACKET for unix, tcp and sprig, DGRAM for udp */
+            st = sprig_sock_listen(&s->env.ol.loop, lurl, SPRIG_SOCK_DEFAULT, &l);
+        }
         if (st != SPRIG_STATUS_OK) {
             rc = fail(st, "listen on %s", urls[i]);
             goto out;
         }
+        char where[300];
+        bound_url(lurl, l, where, sizeof(where));
+        printf("%s: listening on %s%s%s\n", PROG, where, strcmp(lurl, urls[i]) != 0 ? " via " : "",
+               strcmp(lurl, urls[i]) != 0 ? urls[i] : "");
+        if (sprig_sock_type_of(l) == SPRIG_SOCK_DGRAM) {
+            serve_conn(s, l); /* one node on the bound socket serves every peer */
+            continue;
+        }
         s->listeners[s->nlisteners++] = l;
         sprig_sock_set_callback(l, on_listener, s);
-        char where[300];
-        bound_url(urls[i], l, where, sizeof(where));
-        printf("%s: listening on %s\n", PROG, where);
     }
     printf("%s: serving %zu file(s) from %s\n", PROG, s->files.count, root);
     fflush(stdout);
@@ -510,7 +574,11 @@ static sprig_status client_connect(client *c, const char *url)
         return st;
     }
     sprig_sock *sock = NULL;
-    st = sprig_sock_dial_wait(&c->env.ol.loop, url, SPRIG_SOCK_SEQPACKET, DIAL_TIMEOUT, &sock);
+    char durl[300];
+    if ((st = env_url(&c->env, url, false, durl, sizeof(durl))) != SPRIG_STATUS_OK) {
+        return st;
+    }
+    st = sprig_sock_dial_wait(&c->env.ol.loop, durl, SPRIG_SOCK_DEFAULT, DIAL_TIMEOUT, &sock);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }
@@ -528,6 +596,7 @@ static sprig_status client_connect(client *c, const char *url)
         .rx_buf = c->rx,
         .rx_cap = mtu,
         .window_chunks = WINDOW_CHUNKS,
+        .max_chunk = sprig_sock_type_of(sock) == SPRIG_SOCK_DGRAM ? UDP_CHUNK : 0,
     };
     st = sprig_transfer_init(&c->node, &cfg);
     if (st != SPRIG_STATUS_OK) {

@@ -1,0 +1,96 @@
+# netstack_lib.sh — sourced by the *_over_netstack.sh integration tests: a temporary directory
+# cleaned up on exit, a socat pty pair, a free UDP port, background servers with a watchdog, and
+# bounded waits. Every process started here is remembered by pid and ended by pid.
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/sprig-ns-test.XXXXXX")
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" 2>/dev/null
+    done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    for f in "$dir"/*.log; do
+        [ -f "$f" ] && { echo "--- $f" >&2; tail -n 40 "$f" >&2; }
+    done
+    exit 1
+}
+
+# wait_for FILE PATTERN SECONDS
+wait_for() {
+    local i
+    for ((i = 0; i < $3 * 10; i++)); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# pty_pair A B: socat links two raw ptys at A and B (returns 1 when socat is missing)
+pty_pair() {
+    command -v socat >/dev/null 2>&1 || return 1
+    timeout 600 socat -d -d "pty,raw,echo=0,link=$1" "pty,raw,echo=0,link=$2" \
+        2>"$dir/socat.log" &
+    pids+=($!)
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [ -e "$1" ] && [ -e "$2" ] && return 0
+        sleep 0.1
+    done
+    fail "no pty pair at $1, $2"
+}
+
+# udp_port: a UDP port free on 127.0.0.1 right now
+udp_port() {
+    local py=${SPRIG_PYTHON:-python3}
+    "$py" -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_server LOG CMD...: in the background, its pid in $spid; a watchdog bounds its life
+start_server() {
+    local log=$1
+    shift
+    "$@" >"$log" 2>&1 &
+    spid=$!
+    pids+=($spid)
+    (timeout 300 tail --pid="$spid" -f /dev/null || kill -9 "$spid" 2>/dev/null) &
+    pids+=($!)
+}
+
+# stop_server PID: SIGTERM, up to 10 s for a clean exit, then SIGKILL
+stop_server() {
+    kill "$1" 2>/dev/null
+    timeout 10 tail --pid="$1" -f /dev/null 2>/dev/null
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
+# retry NAME CMD...: up to 3 tries (a loaded machine may delay a handshake), output in the log
+retry() {
+    local name=$1 try
+    shift
+    for try in 1 2 3; do
+        "$@" >"$dir/$name.log" 2>&1 && return 0
+        echo "$name: try $try failed: $(tail -n 3 "$dir/$name.log")" >&2
+        sleep 1
+    done
+    fail "$name: $*"
+}
+
+# expect_error NAME WANT CMD...: CMD must fail and say WANT on stderr
+expect_error() {
+    local name=$1 want=$2 out
+    shift 2
+    if out=$(timeout 20 "$@" 2>&1); then
+        fail "$name: succeeded: $*"
+    fi
+    grep -q -- "$want" <<<"$out" || fail "$name: expected '$want' in: $out"
+    echo "$name: $(head -n 1 <<<"$out")"
+}

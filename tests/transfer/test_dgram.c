@@ -1,0 +1,712 @@
+/*
+ * The transfer engine over in-memory DGRAM sockets wrapped by the fault-injecting wrapper, with a
+ * fake clock: reads and writes byte-exact at 0%, 5% and 20% loss with duplication and
+ * reordering (several seeds and sizes), the slow-start window and its halving, a bound server
+ * socket serving two peers whose session ids collide, a peer that is gone, a lost final
+ * COMPLETION_ACK, a late copy of a START. Every case checks contents, statuses and counts, and
+ * every teardown that sockets, buffers, timers and sessions all came back.
+ */
+#include "support.h"
+
+#include <string.h>
+
+#include "sprig/fault.h"
+#include "sprig/mem.h"
+#include "sprig/transfer.h"
+
+enum { MAX_MSG = 256, NBUFS = 256, NFBUFS = 64, NSOCKS = 6, NSESS = 4, NRES = 4 };
+enum { RES_CAP = 12000, MAX_IDS = 16, NNODES = 3 };
+#define BUF_SIZE  (MAX_MSG + SPRIG_CONFIG_SOCK_HEADROOM + 64)
+#define MAX_CHUNK (MAX_MSG - SPRIG_TRANSFER_DATA_OVERHEAD)
+#define NEVER     SPRIG_TIME_NEVER
+
+typedef struct result {
+    unsigned ndone;
+    sprig_status status;
+} result;
+
+/* A node with its own fault-wrapped socket, resources and results. */
+typedef struct node {
+    sprig_transfer_node n;
+    bool up;
+    sprig_fault_sock f;
+    sprig_transfer_session sess[NSESS];
+    uint8_t rx[MAX_MSG];
+    sprig_transfer_mem_handler h;
+    sprig_transfer_mem_resource res[NRES];
+    uint8_t store[NRES][RES_CAP];
+    result r[MAX_IDS];
+    unsigned ndone; /* every done callback, any id */
+} node;
+
+typedef struct fixture {
+    sprig_fake_clock fc;
+    sprig_loop loop;
+    sprig_buf_pool pool, fpool;
+    sprig_buf bufs[NBUFS], fbufs[NFBUFS];
+    uint8_t mem[NBUFS * BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
+    uint8_t fmem[NFBUFS * BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
+    sprig_mem_sock socks[NSOCKS];
+    sprig_mem_backend m;
+    node nd[NNODES]; /* 0: the server; 1, 2: clients */
+    sprig_sock *raw; /* a peer without a node (it never answers) */
+    /* window trace of node 1's receiving session, sampled at each progress callback */
+    uint8_t cwnd_max, cwnd_min_after_max, cwnd_first, cwnd_prev;
+    unsigned ncwnd;
+    unsigned shrinks;     /* samples smaller than the one before */
+    unsigned bad_shrinks; /* ... to more than half (rounded up) */
+    /* lose everything node 0 sends between its last data chunk and its done callback */
+    bool drop_final_ack;
+    /* once node 1 has received this much, both links lose everything (the peer is gone) */
+    uint64_t cut_at;
+} fixture;
+
+static fixture F;
+
+static void fill(uint8_t *p, size_t n, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (uint8_t)(seed >> 16);
+    }
+}
+
+static void settle(void)
+{
+    for (int i = 0; i < 100000; i++) {
+        sprig_loop_poll(&F.loop, F.fc.now);
+        if (F.loop.tasks_head == NULL) {
+            return;
+        }
+    }
+    fail_msg("the loop never settles");
+}
+
+/* Run until nothing is scheduled, jumping the clock to each timer. */
+static void drive(void)
+{
+    for (int i = 0; i < 1000000; i++) {
+        settle();
+        sprig_time next = sprig_loop_next_deadline(&F.loop);
+        if (next == NEVER) {
+            return;
+        }
+        if (next > F.fc.now) {
+            sprig_fake_clock_set(&F.fc, next);
+        }
+    }
+    fail_msg("the transfer never ends");
+}
+
+static node *node_of(sprig_transfer_node *tn)
+{
+    for (size_t i = 0; i < NNODES; i++) {
+        if (&F.nd[i].n == tn) {
+            return &F.nd[i];
+        }
+    }
+    fail_msg("unknown node");
+    return NULL;
+}
+
+static void on_done(sprig_transfer_node *tn, uint32_t id, sprig_status status, void *user)
+{
+    (void)user;
+    node *nd = node_of(tn);
+    assert_true(id < MAX_IDS);
+    nd->r[id].ndone++;
+    nd->r[id].status = status;
+    nd->ndone++;
+    if (nd == &F.nd[0] && F.drop_final_ack) {
+        F.drop_final_ack = false;
+        F.nd[0].f.cfg.drop_pm = 0; /* from here on the link is clean again */
+    }
+}
+
+static const sprig_transfer_session *session_of(node *nd, uint32_t id)
+{
+    for (size_t i = 0; i < NSESS; i++) {
+        if (nd->sess[i].in_use && nd->sess[i].id == id) {
+            return &nd->sess[i];
+        }
+    }
+    return NULL;
+}
+
+static void on_progress(sprig_transfer_node *tn, uint32_t id, uint64_t done, uint64_t total,
+                        void *user)
+{
+    (void)user;
+    node *nd = node_of(tn);
+    const sprig_transfer_session *s = session_of(nd, id);
+    assert_non_null(s);
+    if (nd == &F.nd[1] && F.cut_at != 0 && done >= F.cut_at) {
+        F.nd[0].f.cfg.drop_pm = 1000;
+        F.nd[1].f.cfg.drop_pm = 1000;
+    }
+    if (nd == &F.nd[1] && !s->sender) {
+        if (F.ncwnd++ == 0) {
+            F.cwnd_first = s->cwnd;
+        } else if (s->cwnd < F.cwnd_prev) {
+            F.shrinks++;
+            F.bad_shrinks += s->cwnd > (F.cwnd_prev + 1) / 2; /* half, rounded up */
+        }
+        F.cwnd_prev = s->cwnd;
+        if (s->cwnd > F.cwnd_max) {
+            F.cwnd_max = s->cwnd;
+            F.cwnd_min_after_max = s->cwnd;
+        } else if (s->cwnd < F.cwnd_min_after_max) {
+            F.cwnd_min_after_max = s->cwnd;
+        }
+    }
+    if (nd == &F.nd[0] && s->sender && total != SPRIG_TRANSFER_SIZE_UNKNOWN && done == total &&
+        F.drop_final_ack) {
+        F.nd[0].f.cfg.drop_pm = 1000; /* the last data went out: lose what follows */
+    }
+}
+
+static void node_up(node *nd, sprig_sock *inner, const sprig_fault_cfg *fc, bool server,
+                    sprig_time timeout)
+{
+    assert_int_equal(sprig_fault_init(&nd->f, inner, fc, &F.fpool), SPRIG_STATUS_OK);
+    for (size_t i = 0; i < NRES; i++) {
+        memset(&nd->res[i], 0, sizeof(nd->res[i]));
+        nd->res[i].id = (uint32_t)i + 1;
+        nd->res[i].data = nd->store[i];
+        nd->res[i].cap = RES_CAP;
+        nd->res[i].access = SPRIG_TRANSFER_ACCESS_READ | SPRIG_TRANSFER_ACCESS_WRITE;
+    }
+    sprig_transfer_mem_handler_init(&nd->h, nd->res, NRES);
+    sprig_transfer_cfg c = {0};
+    c.loop = &F.loop;
+    c.sock = &nd->f.sock;
+    c.sessions = nd->sess;
+    c.max_sessions = NSESS;
+    c.rx_buf = nd->rx;
+    c.rx_cap = MAX_MSG;
+    c.on_progress = on_progress;
+    c.on_done = on_done;
+    c.chunk_timeout = timeout;
+    if (server) {
+        c.handler = &nd->h.handler;
+    }
+    assert_int_equal(sprig_transfer_init(&nd->n, &c), SPRIG_STATUS_OK);
+    nd->up = true;
+}
+
+static void fixture_init(size_t window_bytes)
+{
+    memset(&F, 0, sizeof(F));
+    sprig_fake_clock_init(&F.fc, SPRIG_TIME_S(100));
+    sprig_loop_cfg lc = {.clock = F.fc.clock};
+    assert_int_equal(sprig_loop_init(&F.loop, &lc), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_buf_pool_init(&F.pool, F.bufs, F.mem, NBUFS, BUF_SIZE), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_buf_pool_init(&F.fpool, F.fbufs, F.fmem, NFBUFS, BUF_SIZE),
+                     SPRIG_STATUS_OK);
+    sprig_mem_cfg mc = {.max_message_size = MAX_MSG, .window_bytes = window_bytes};
+    assert_int_equal(sprig_mem_backend_init(&F.m, &F.loop, &mc, F.socks, NSOCKS, &F.pool),
+                     SPRIG_STATUS_OK);
+}
+
+/* A connected pair: node 0 serves, node 1 is the client; both directions misbehave alike. */
+static void pair_up(const sprig_fault_cfg *fc, sprig_time timeout)
+{
+    sprig_sock *a = NULL;
+    sprig_sock *b = NULL;
+    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_DGRAM, &a, &b), SPRIG_STATUS_OK);
+    sprig_fault_cfg sc = *fc;
+    sc.seed = fc->seed * 7919u + 1u; /* a different fault pattern on the way back */
+    node_up(&F.nd[0], b, &sc, true, timeout);
+    node_up(&F.nd[1], a, fc, false, timeout);
+    settle();
+}
+
+static void fixture_fini(void)
+{
+    drive();
+    for (size_t i = 0; i < NNODES; i++) {
+        if (F.nd[i].up) {
+            assert_int_equal(sprig_transfer_active(&F.nd[i].n), 0);
+            sprig_transfer_deinit(&F.nd[i].n);
+            for (size_t k = 0; k < NRES; k++) {
+                assert_int_equal(F.nd[i].res[k].busy, 0);
+            }
+        }
+    }
+    if (F.raw != NULL) {
+        sprig_sock_close(F.raw);
+    }
+    settle();
+    assert_int_equal(sprig_mem_backend_in_use(&F.m), 0);
+    assert_int_equal(sprig_buf_pool_available(&F.pool), NBUFS);
+    assert_int_equal(sprig_buf_pool_available(&F.fpool), NFBUFS);
+    assert_null(F.loop.timers);
+    sprig_mem_backend_deinit(&F.m);
+    assert_null(F.loop.tasks_head);
+    sprig_loop_deinit(&F.loop);
+}
+
+static uint32_t start(node *nd, bool write, uint32_t remote, uint32_t local)
+{
+    sprig_transfer_opts o = {0};
+    o.resource_id = remote;
+    o.local = &nd->h.handler;
+    o.local_id = local;
+    o.progress = on_progress;
+    o.done = on_done;
+    uint32_t id = 0;
+    sprig_status st =
+        write ? sprig_transfer_write(&nd->n, &o, &id) : sprig_transfer_read(&nd->n, &o, &id);
+    assert_int_equal(st, SPRIG_STATUS_OK);
+    assert_true(id != 0 && id < MAX_IDS);
+    return id;
+}
+
+/* Put `n` bytes in resource `rid` of `from`, empty that of `to`. */
+static void prepare(node *from, node *to, uint32_t rid, size_t n, uint32_t seed)
+{
+    fill(from->store[rid - 1], n, seed);
+    from->res[rid - 1].len = n;
+    memset(to->store[rid - 1], 0xEE, RES_CAP);
+    to->res[rid - 1].len = 0;
+}
+
+static void expect_copied(node *from, node *to, uint32_t rid, size_t n)
+{
+    assert_int_equal(to->res[rid - 1].len, n);
+    assert_memory_equal(to->store[rid - 1], from->store[rid - 1], n);
+}
+
+static void expect_done(node *nd, uint32_t id, sprig_status st)
+{
+    assert_int_equal(nd->r[id].ndone, 1);
+    assert_int_equal(nd->r[id].status, st);
+}
+
+/* ---- loss, duplication, reordering ------------------------------------------------------------
+ */
+
+static const size_t sizes[] = {0, 1, 3 * MAX_CHUNK + 7, RES_CAP - 13};
+
+typedef struct run_stats {
+    uint32_t dropped, duplicated, reordered, retransmits;
+} run_stats;
+
+/* One transfer of `n` bytes (a read or a write by node 1) through links that drop drop_pm,
+ * duplicate and reorder 50 per mille; byte-exact with one OK done callback on each side. */
+static void transfer_with(bool write, const sprig_fault_cfg *fcfg, size_t n, run_stats *rs)
+{
+    fixture_init(64 * MAX_MSG);
+    sprig_fault_cfg fc = *fcfg;
+    uint32_t seed = fc.seed;
+    pair_up(&fc, 0);
+    node *srv = &F.nd[0];
+    node *cli = &F.nd[1];
+    uint32_t id;
+    if (write) {
+        prepare(cli, srv, 1, n, seed + (uint32_t)n);
+        id = start(cli, true, 1, 1);
+    } else {
+        prepare(srv, cli, 1, n, seed + (uint32_t)n);
+        id = start(cli, false, 1, 1);
+    }
+    drive();
+    expect_done(cli, id, SPRIG_STATUS_OK);
+    expect_done(srv, id, SPRIG_STATUS_OK);
+    assert_int_equal(cli->ndone, 1);
+    assert_int_equal(srv->ndone, 1);
+    if (write) {
+        expect_copied(cli, srv, 1, n);
+    } else {
+        expect_copied(srv, cli, 1, n);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        rs->dropped += F.nd[i].f.stats.dropped;
+        rs->duplicated += F.nd[i].f.stats.duplicated;
+        rs->reordered += F.nd[i].f.stats.reordered;
+        rs->retransmits += F.nd[i].n.stats.retransmits;
+    }
+    fixture_fini();
+}
+
+static void one_transfer(bool write, uint16_t drop_pm, uint32_t seed, size_t n, run_stats *rs)
+{
+    sprig_fault_cfg fc = {.seed = seed, .drop_pm = drop_pm, .dup_pm = 50, .reorder_pm = 50};
+    transfer_with(write, &fc, n, rs);
+}
+
+static void loss_run(uint16_t drop_pm)
+{
+    run_stats rs = {0};
+    for (uint32_t seed = 1; seed <= 4; seed++) {
+        for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+            one_transfer(false, drop_pm, seed, sizes[k], &rs);
+            one_transfer(true, drop_pm, seed * 31u, sizes[k], &rs);
+        }
+    }
+    /* the faults really happened (the counts depend on the seeds, not on the engine) */
+    assert_true(rs.duplicated > 0);
+    assert_true(rs.reordered > 0);
+    if (drop_pm == 0) {
+        assert_int_equal(rs.dropped, 0);
+    } else {
+        assert_true(rs.dropped > 0);
+        assert_true(rs.retransmits > 0);
+    }
+}
+
+static void test_dgram_no_loss(void **state)
+{
+    (void)state;
+    loss_run(0);
+}
+
+static void test_dgram_loss_5(void **state)
+{
+    (void)state;
+    loss_run(50);
+}
+
+static void test_dgram_loss_20(void **state)
+{
+    (void)state;
+    loss_run(200);
+}
+
+/* A third of the datagrams duplicated, a third reordered, 5% lost: old chunks arrive all the
+ * time; they never corrupt data or end a session. */
+static void test_dgram_heavy_duplication(void **state)
+{
+    (void)state;
+    run_stats rs = {0};
+    for (uint32_t seed = 1; seed <= 4; seed++) {
+        sprig_fault_cfg fc = {.seed = seed, .drop_pm = 50, .dup_pm = 330, .reorder_pm = 330};
+        transfer_with(false, &fc, RES_CAP - 5, &rs);
+        transfer_with(true, &fc, RES_CAP - 5, &rs);
+        transfer_with(seed & 1u, &fc, 2 * MAX_CHUNK + 1, &rs);
+    }
+    print_message("heavy duplication: %u duplicated, %u reordered, %u dropped\n", rs.duplicated,
+                  rs.reordered, rs.dropped);
+    assert_true(rs.duplicated > 200);
+    assert_true(rs.reordered > 200);
+}
+
+/* ---- the window -------------------------------------------------------------------------------
+ */
+
+/* A clean link: the window starts at 1 chunk, doubles up to window_chunks (4), then grows by
+ * one chunk per window; nothing is re-sent and it never shrinks. */
+static void test_dgram_slow_start(void **state)
+{
+    (void)state;
+    fixture_init(64 * MAX_MSG);
+    sprig_fault_cfg fc = {.seed = 1};
+    pair_up(&fc, 0);
+    prepare(&F.nd[0], &F.nd[1], 1, RES_CAP, 5);
+    uint32_t id = start(&F.nd[1], false, 1, 1);
+    drive();
+    expect_done(&F.nd[1], id, SPRIG_STATUS_OK);
+    expect_copied(&F.nd[0], &F.nd[1], 1, RES_CAP);
+    assert_int_equal(F.cwnd_first, 1);
+    /* RES_CAP is 58 chunks; windows of 1, 2, 4, 5, 6, 7, 8, 9, 10 chunks end after chunk 52,
+     * so chunks 53.. are received with a window of 11 */
+    assert_int_equal(F.cwnd_max, 11);
+    assert_int_equal(F.cwnd_min_after_max, 11);
+    assert_int_equal(F.shrinks, 0);
+    assert_int_equal(F.nd[0].n.stats.retransmits + F.nd[1].n.stats.retransmits, 0);
+    fixture_fini();
+}
+
+/* With loss the window is halved after it has grown. */
+static void test_dgram_loss_halves_window(void **state)
+{
+    (void)state;
+    fixture_init(64 * MAX_MSG);
+    sprig_fault_cfg fc = {.seed = 3, .drop_pm = 100};
+    pair_up(&fc, 0);
+    prepare(&F.nd[0], &F.nd[1], 1, RES_CAP, 6);
+    uint32_t id = start(&F.nd[1], false, 1, 1);
+    drive();
+    expect_done(&F.nd[1], id, SPRIG_STATUS_OK);
+    expect_copied(&F.nd[0], &F.nd[1], 1, RES_CAP);
+    assert_true(F.cwnd_max >= 4);
+    assert_true(F.shrinks > 0);
+    assert_int_equal(F.bad_shrinks, 0);
+    assert_true(F.nd[0].f.stats.dropped > 0);
+    fixture_fini();
+}
+
+/* A full mem window drops datagrams as a network would: congestion, not configured loss. The
+ * window adapts and the transfer still completes byte-exact. */
+static void test_dgram_congestion_drops(void **state)
+{
+    (void)state;
+    fixture_init(3 * MAX_MSG); /* at most 3 datagrams queued per direction */
+    sprig_fault_cfg fc = {.seed = 9};
+    pair_up(&fc, 0);
+    prepare(&F.nd[1], &F.nd[0], 2, RES_CAP, 8);
+    uint32_t id = start(&F.nd[1], true, 2, 2);
+    drive();
+    expect_done(&F.nd[1], id, SPRIG_STATUS_OK);
+    expect_done(&F.nd[0], id, SPRIG_STATUS_OK);
+    expect_copied(&F.nd[1], &F.nd[0], 2, RES_CAP);
+    assert_true(F.socks[1].dropped + F.socks[0].dropped > 0); /* the window did overflow */
+    fixture_fini();
+}
+
+/* ---- a bound server -----------------------------------------------------------------------------
+ */
+
+/* One bound socket serves two dialed peers at once; both peers use session ids 1 and 2, so only
+ * the address tells the sessions apart. */
+static void test_dgram_bound_server_two_peers(void **state)
+{
+    (void)state;
+    fixture_init(64 * MAX_MSG);
+    sprig_fault_cfg fc = {.seed = 11, .drop_pm = 50, .dup_pm = 50, .reorder_pm = 50};
+    sprig_sock *l = NULL;
+    sprig_sock *a = NULL;
+    sprig_sock *b = NULL;
+    assert_int_equal(sprig_sock_listen(&F.loop, "mem:srv", SPRIG_SOCK_DGRAM, &l), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_sock_dial(&F.loop, "mem:srv", SPRIG_SOCK_DGRAM, &a), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_sock_dial(&F.loop, "mem:srv", SPRIG_SOCK_DGRAM, &b), SPRIG_STATUS_OK);
+    node_up(&F.nd[0], l, &fc, true, 0);
+    fc.seed = 12;
+    node_up(&F.nd[1], a, &fc, false, 0);
+    fc.seed = 13;
+    node_up(&F.nd[2], b, &fc, false, 0);
+    settle();
+    node *srv = &F.nd[0];
+    /* a bound socket has no peer to start a transfer with */
+    sprig_transfer_opts o = {.local = &srv->h.handler, .local_id = 1, .done = on_done};
+    uint32_t none = 0;
+    assert_int_equal(sprig_transfer_read(&srv->n, &o, &none), SPRIG_STATUS_UNIMPLEMENTED);
+
+    prepare(srv, &F.nd[1], 1, RES_CAP, 21);       /* node 1 reads 1 */
+    prepare(&F.nd[2], srv, 2, RES_CAP - 99, 22);  /* node 2 writes 2 */
+    prepare(&F.nd[1], srv, 3, 5 * MAX_CHUNK, 23); /* node 1 writes 3 */
+    prepare(srv, &F.nd[2], 4, 777, 24);           /* node 2 reads 4 */
+    uint32_t a1 = start(&F.nd[1], false, 1, 1);
+    uint32_t b1 = start(&F.nd[2], true, 2, 2);
+    uint32_t a2 = start(&F.nd[1], true, 3, 3);
+    uint32_t b2 = start(&F.nd[2], false, 4, 4);
+    assert_int_equal(a1, b1); /* the ids collide on purpose */
+    assert_int_equal(a2, b2);
+    drive();
+    expect_done(&F.nd[1], a1, SPRIG_STATUS_OK);
+    expect_done(&F.nd[1], a2, SPRIG_STATUS_OK);
+    expect_done(&F.nd[2], b1, SPRIG_STATUS_OK);
+    expect_done(&F.nd[2], b2, SPRIG_STATUS_OK);
+    assert_int_equal(srv->r[a1].ndone, 2);
+    assert_int_equal(srv->r[a1].status, SPRIG_STATUS_OK);
+    assert_int_equal(srv->r[a2].ndone, 2);
+    assert_int_equal(srv->r[a2].status, SPRIG_STATUS_OK);
+    assert_int_equal(srv->ndone, 4);
+    expect_copied(srv, &F.nd[1], 1, RES_CAP);
+    expect_copied(&F.nd[2], srv, 2, RES_CAP - 99);
+    expect_copied(&F.nd[1], srv, 3, 5 * MAX_CHUNK);
+    expect_copied(srv, &F.nd[2], 4, 777);
+    assert_true(srv->f.stats.dropped + F.nd[1].f.stats.dropped + F.nd[2].f.stats.dropped > 0);
+    fixture_fini();
+}
+
+/* ---- the peer is gone ---------------------------------------------------------------------------
+ */
+
+static void peer_gone(bool write)
+{
+    fixture_init(0);
+    sprig_sock *a = NULL;
+    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_DGRAM, &a, &F.raw), SPRIG_STATUS_OK);
+    sprig_fault_cfg fc = {.seed = 1};
+    node_up(&F.nd[1], a, &fc, false, 0); /* the DGRAM defaults: 500 ms, 8 retries */
+    settle();
+    prepare(&F.nd[1], &F.nd[0], 1, 100, 1);
+    sprig_time t0 = F.fc.now;
+    uint32_t id = start(&F.nd[1], write, 1, 1);
+    drive();
+    expect_done(&F.nd[1], id, SPRIG_STATUS_DEADLINE_EXCEEDED);
+    assert_int_equal(F.nd[1].n.stats.retransmits, 8);
+    assert_true(F.fc.now - t0 == SPRIG_TIME_MS(500) * 9);
+    /* START, 8 re-sent STARTs, and the COMPLETION that tells the peer */
+    assert_int_equal(F.nd[1].f.stats.sent, 10);
+    size_t n = 0;
+    uint8_t buf[MAX_MSG];
+    unsigned starts = 0;
+    while (sprig_sock_recv(F.raw, buf, sizeof(buf), &n) == SPRIG_STATUS_OK) {
+        sprig_transfer_chunk c;
+        assert_int_equal(sprig_transfer_chunk_decode(buf, n, &c), SPRIG_STATUS_OK);
+        starts += c.type == SPRIG_TRANSFER_CHUNK_START;
+    }
+    assert_int_equal(starts, 9);
+    fixture_fini();
+}
+
+static void test_dgram_peer_gone_read(void **state)
+{
+    (void)state;
+    peer_gone(false);
+}
+
+static void test_dgram_peer_gone_write(void **state)
+{
+    (void)state;
+    peer_gone(true);
+}
+
+/* The link dies in the middle of the data: both ends give up after their retries (100 ms, 8
+ * retries) and the receiver claims nothing written. */
+static void test_dgram_peer_gone_mid_transfer(void **state)
+{
+    (void)state;
+    fixture_init(64 * MAX_MSG);
+    sprig_fault_cfg fc = {.seed = 2};
+    pair_up(&fc, SPRIG_TIME_MS(100));
+    prepare(&F.nd[0], &F.nd[1], 1, RES_CAP, 3);
+    F.cut_at = RES_CAP / 2;
+    sprig_time t0 = F.fc.now;
+    uint32_t id = start(&F.nd[1], false, 1, 1);
+    drive();
+    expect_done(&F.nd[1], id, SPRIG_STATUS_DEADLINE_EXCEEDED);
+    expect_done(&F.nd[0], id, SPRIG_STATUS_DEADLINE_EXCEEDED);
+    assert_int_equal(F.nd[1].n.stats.retransmits, 8);
+    assert_int_equal(F.nd[0].n.stats.retransmits, 8);
+    assert_true(F.fc.now - t0 >= SPRIG_TIME_MS(100) * 9);
+    assert_true(F.fc.now - t0 < SPRIG_TIME_MS(100) * 11);
+    assert_int_equal(F.nd[1].res[0].len, 0); /* nothing claimed written */
+    fixture_fini();
+}
+
+/* ---- the end of a transfer ----------------------------------------------------------------------
+ */
+
+/* The sender's COMPLETION_ACK is lost: the receiver re-sends COMPLETION, the sender (whose session
+ * is gone) answers it statelessly, and both end OK. */
+static void test_dgram_lost_completion_ack(void **state)
+{
+    (void)state;
+    fixture_init(64 * MAX_MSG);
+    sprig_fault_cfg fc = {.seed = 4};
+    pair_up(&fc, 0);
+    prepare(&F.nd[0], &F.nd[1], 1, 3 * MAX_CHUNK + 1, 9);
+    F.drop_final_ack = true;
+    uint32_t id = start(&F.nd[1], false, 1, 1);
+    drive();
+    assert_false(F.drop_final_ack);
+    expect_done(&F.nd[0], id, SPRIG_STATUS_OK);
+    expect_done(&F.nd[1], id, SPRIG_STATUS_OK);
+    expect_copied(&F.nd[0], &F.nd[1], 1, 3 * MAX_CHUNK + 1);
+    assert_int_equal(F.nd[0].f.stats.dropped, 1);     /* the COMPLETION_ACK */
+    assert_int_equal(F.nd[1].n.stats.retransmits, 1); /* one COMPLETION re-sent */
+    assert_int_equal(F.nd[0].n.stats.retransmits, 0);
+    assert_int_equal(F.nd[0].n.stats.dropped + F.nd[1].n.stats.dropped, 0);
+    fixture_fini();
+}
+
+/* A late copy of a START that already completed opens nothing; a chunk for a session that is
+ * gone is answered, never acted on. */
+static void test_dgram_late_start_copy(void **state)
+{
+    (void)state;
+    fixture_init(0);
+    sprig_sock *a = NULL;
+    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_DGRAM, &a, &F.raw), SPRIG_STATUS_OK);
+    sprig_fault_cfg fc = {.seed = 1};
+    node_up(&F.nd[0], a, &fc, true, 0);
+    settle();
+    node *srv = &F.nd[0];
+    prepare(srv, &F.nd[1], 1, 10, 1);
+    uint8_t out[MAX_MSG];
+    size_t n = 0;
+    sprig_transfer_chunk c = {0};
+    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
+               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION |
+               SPRIG_TRANSFER_F_DIRECTION;
+    c.type = SPRIG_TRANSFER_CHUNK_START;
+    c.desired_session_id = 5;
+    c.resource_id = 1;
+    c.protocol_version = 2;
+    c.direction = SPRIG_TRANSFER_DIR_WRITE;
+    assert_int_equal(sprig_transfer_chunk_encode(&c, out, sizeof(out), &n), SPRIG_STATUS_OK);
+    uint8_t start_msg[MAX_MSG];
+    size_t start_len = n;
+    memcpy(start_msg, out, n);
+    assert_int_equal(sprig_sock_send(F.raw, start_msg, start_len, NULL), SPRIG_STATUS_OK);
+    settle();
+    assert_int_equal(sprig_transfer_active(&srv->n), 1);
+    /* the client cancels: COMPLETION(CANCELLED), the server acknowledges and ends */
+    sprig_transfer_chunk e = {0};
+    e.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID | SPRIG_TRANSFER_F_STATUS;
+    e.type = SPRIG_TRANSFER_CHUNK_COMPLETION;
+    e.session_id = 5;
+    e.status = SPRIG_STATUS_CANCELLED;
+    assert_int_equal(sprig_transfer_chunk_encode(&e, out, sizeof(out), &n), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_sock_send(F.raw, out, n, NULL), SPRIG_STATUS_OK);
+    settle();
+    expect_done(srv, 5, SPRIG_STATUS_CANCELLED);
+    assert_int_equal(sprig_transfer_active(&srv->n), 0);
+    /* the late copy of the START: ignored */
+    assert_int_equal(sprig_sock_send(F.raw, start_msg, start_len, NULL), SPRIG_STATUS_OK);
+    settle();
+    assert_int_equal(sprig_transfer_active(&srv->n), 0);
+    assert_int_equal(srv->ndone, 1);
+    /* a late DATA chunk for it: answered with COMPLETION, acted on never */
+    sprig_transfer_chunk d = {0};
+    d.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID | SPRIG_TRANSFER_F_OFFSET;
+    d.type = SPRIG_TRANSFER_CHUNK_DATA;
+    d.session_id = 5;
+    d.data = (const uint8_t *)"xyz";
+    d.data_len = 3;
+    assert_int_equal(sprig_transfer_chunk_encode(&d, out, sizeof(out), &n), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_sock_send(F.raw, out, n, NULL), SPRIG_STATUS_OK);
+    settle();
+    assert_int_equal(srv->res[0].len, 10); /* untouched */
+    assert_int_equal(srv->ndone, 1);
+    /* what the server said: START_ACK, COMPLETION_ACK, then COMPLETION for the late DATA */
+    uint32_t types[8];
+    size_t k = 0;
+    while (k < 8 && sprig_sock_recv(F.raw, out, sizeof(out), &n) == SPRIG_STATUS_OK) {
+        sprig_transfer_chunk g;
+        assert_int_equal(sprig_transfer_chunk_decode(out, n, &g), SPRIG_STATUS_OK);
+        types[k++] = g.type;
+    }
+    assert_int_equal(k, 3);
+    assert_int_equal(types[0], SPRIG_TRANSFER_CHUNK_START_ACK);
+    assert_int_equal(types[1], SPRIG_TRANSFER_CHUNK_COMPLETION_ACK);
+    assert_int_equal(types[2], SPRIG_TRANSFER_CHUNK_COMPLETION);
+    /* still ignored just before the quiet time (16 chunk timeouts) has passed ... */
+    sprig_time ended = F.fc.now;
+    sprig_fake_clock_set(&F.fc, ended + SPRIG_TIME_MS(500) * 16 - 1);
+    assert_int_equal(sprig_sock_send(F.raw, start_msg, start_len, NULL), SPRIG_STATUS_OK);
+    settle();
+    assert_int_equal(sprig_transfer_active(&srv->n), 0);
+    /* ... and after it the same id may start again */
+    sprig_fake_clock_set(&F.fc, ended + SPRIG_TIME_MS(500) * 16);
+    assert_int_equal(sprig_sock_send(F.raw, start_msg, start_len, NULL), SPRIG_STATUS_OK);
+    settle();
+    assert_int_equal(sprig_transfer_active(&srv->n), 1);
+    drive(); /* nobody answers: it times out */
+    assert_int_equal(srv->r[5].ndone, 2);
+    assert_int_equal(srv->r[5].status, SPRIG_STATUS_DEADLINE_EXCEEDED);
+    fixture_fini();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dgram_no_loss),
+        cmocka_unit_test(test_dgram_loss_5),
+        cmocka_unit_test(test_dgram_loss_20),
+        cmocka_unit_test(test_dgram_heavy_duplication),
+        cmocka_unit_test(test_dgram_slow_start),
+        cmocka_unit_test(test_dgram_loss_halves_window),
+        cmocka_unit_test(test_dgram_congestion_drops),
+        cmocka_unit_test(test_dgram_bound_server_two_peers),
+        cmocka_unit_test(test_dgram_peer_gone_read),
+        cmocka_unit_test(test_dgram_peer_gone_write),
+        cmocka_unit_test(test_dgram_peer_gone_mid_transfer),
+        cmocka_unit_test(test_dgram_lost_completion_ack),
+        cmocka_unit_test(test_dgram_late_start_copy),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
