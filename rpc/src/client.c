@@ -40,6 +40,8 @@ enum { ST_IDLE = 0, ST_OPEN = 1, ST_DONE = 2 }; /* call->state; DONE: inbox call
 
 #define CF_INBOX       0x01u /* call->flags: a blocking helper's call (inbox, no user cbs) */
 #define CF_SEND_CLOSED 0x02u /* CLIENT_REQUEST_COMPLETION sent */
+#define CF_WANT_READY  0x04u /* a send returned UNAVAILABLE: on_ready on the next WRITABLE */
+#define CF_READY_DUE   0x08u /* on_ready is due in the current WRITABLE pass */
 
 #define CL_CLOSED 0x01u /* c->flags: the socket reported CLOSED; act once the queue is read */
 
@@ -96,7 +98,11 @@ static sprig_status send_on_call(sprig_rpc_client_call *call, sprig_rpc_packet_t
         .payload = payload,
         .payload_len = len,
     };
-    return send_packet(call->client, &p, fields, msg);
+    sprig_status st = send_packet(call->client, &p, fields, msg);
+    if (st == SPRIG_STATUS_UNAVAILABLE) {
+        call->flags |= CF_WANT_READY;
+    }
+    return st;
 }
 
 /* CLIENT_ERROR for a call or a stray packet; best effort. */
@@ -402,6 +408,31 @@ static void rx_task_fn(void *arg)
     pump(arg);
 }
 
+/* The socket has room again: on_ready for every call whose send met UNAVAILABLE. The set is
+ * chosen first; each callback may end calls or deinit the client, so the list is searched
+ * again after every one. */
+static void writable(sprig_rpc_client *c)
+{
+    for (sprig_rpc_client_call *call = c->calls; call != NULL; call = call->next) {
+        if (call->flags & CF_WANT_READY) {
+            call->flags = (uint8_t)((call->flags & ~CF_WANT_READY) | CF_READY_DUE);
+        }
+    }
+    for (;;) {
+        sprig_rpc_client_call *call = c->calls;
+        while (call != NULL && !(call->flags & CF_READY_DUE)) {
+            call = call->next;
+        }
+        if (call == NULL || !connected(c)) {
+            return;
+        }
+        call->flags &= (uint8_t)~CF_READY_DUE;
+        if (call->cbs != NULL && call->cbs->on_ready != NULL) {
+            call->cbs->on_ready(call, call->user);
+        }
+    }
+}
+
 static void on_sock_event(sprig_sock *sock, sprig_sock_event ev, sprig_status st, void *user)
 {
     sprig_rpc_client *c = user;
@@ -414,6 +445,8 @@ static void on_sock_event(sprig_sock *sock, sprig_sock_event ev, sprig_status st
         pump(c);
     } else if (ev == SPRIG_SOCK_EV_READABLE) {
         pump(c);
+    } else if (ev == SPRIG_SOCK_EV_WRITABLE) {
+        writable(c);
     }
 }
 

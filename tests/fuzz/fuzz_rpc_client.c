@@ -158,7 +158,7 @@ static void on_error(sprig_rpc_client_call *call, sprig_status status, void *use
     final_cb(user);
 }
 
-static const sprig_rpc_client_cbs cbs = {on_next, on_completed, on_error};
+static const sprig_rpc_client_cbs cbs = {on_next, on_completed, on_error, NULL};
 
 static void start_slot(harness *h, call_slot *k)
 {

@@ -7,6 +7,7 @@
  */
 #include "support.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include <pb_encode.h>
@@ -330,7 +331,7 @@ static void rec_error(sprig_rpc_client_call *call, sprig_status status, void *us
     }
 }
 
-static const sprig_rpc_client_cbs cbs = {rec_next, rec_completed, rec_error};
+static const sprig_rpc_client_cbs cbs = {rec_next, rec_completed, rec_error, NULL};
 
 static sprig_status start(sprig_rpc_client_call *call, uint32_t mth, sprig_rpc_kind kind,
                           const char *payload, rec *r, sprig_time timeout)
@@ -1117,6 +1118,56 @@ static void test_client_socket_full_is_unavailable(void **state)
     }
 }
 
+/* A stream send refused for a full socket: on_ready follows once the socket has room, only
+ * for the call that was refused, and the send then succeeds. A call that ends meanwhile is
+ * not told. */
+static int ready_count[3];
+
+static void count_ready(sprig_rpc_client_call *call, void *user)
+{
+    (void)call;
+    ready_count[(intptr_t)user]++;
+}
+
+static const sprig_rpc_client_cbs ready_cbs = {NULL, NULL, NULL, count_ready};
+
+static void test_client_on_ready_after_full_send(void **state)
+{
+    (void)state;
+    static sprig_rpc_client_call calls[3];
+    memset(ready_count, 0, sizeof(ready_count));
+    for (intptr_t i = 0; i < 3; i++) {
+        memset(&calls[i], 0, sizeof(calls[i]));
+        assert_int_equal(sprig_rpc_client_start(&F.c, &calls[i], SVC, MTH, SPRIG_RPC_BIDI_STREAMING,
+                                                NULL, 0, &ready_cbs, (void *)i, NEVER),
+                         SPRIG_STATUS_OK);
+    }
+    F.reading = false;
+    static const uint8_t msg[40] = {1};
+    sprig_status st = SPRIG_STATUS_OK;
+    int n = 0;
+    for (; n < 1000 && st == SPRIG_STATUS_OK; n++) {
+        st = sprig_rpc_client_send(&calls[0], msg, sizeof(msg));
+    }
+    assert_int_equal(st, SPRIG_STATUS_UNAVAILABLE);
+    assert_int_equal(sprig_rpc_client_send(&calls[2], msg, sizeof(msg)), SPRIG_STATUS_UNAVAILABLE);
+    sprig_rpc_client_cancel(&calls[2]); /* ends before the room comes */
+    run();
+    assert_int_equal(ready_count[0], 0); /* no room yet */
+    F.reading = true;
+    srv_drain();
+    run();
+    assert_int_equal(ready_count[0], 1);
+    assert_int_equal(ready_count[1], 0);
+    assert_int_equal(ready_count[2], 0);
+    assert_int_equal(sprig_rpc_client_send(&calls[0], msg, sizeof(msg)), SPRIG_STATUS_OK);
+    run();
+    assert_int_equal(ready_count[0], 1); /* once per UNAVAILABLE */
+    sprig_rpc_client_cancel(&calls[0]);
+    sprig_rpc_client_cancel(&calls[1]);
+    run();
+}
+
 static int setup_small_window(void **state)
 {
     (void)state;
@@ -1584,6 +1635,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_oversize_payload_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_bad_arguments, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_socket_full_is_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_on_ready_after_full_send, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_many_calls_out_of_order, setup_small_window,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_client_unary_blocking, setup, teardown),

@@ -480,7 +480,7 @@ static void rec_error(sprig_rpc_client_call *call, sprig_status status, void *us
     r->status = status;
 }
 
-static const sprig_rpc_client_cbs cbs = {rec_next, rec_completed, rec_error};
+static const sprig_rpc_client_cbs cbs = {rec_next, rec_completed, rec_error, NULL};
 
 static bool rec_ended(void *arg)
 {
@@ -707,7 +707,7 @@ static void load_error(sprig_rpc_client_call *call, sprig_status status, void *u
     fail_msg("a load call failed: %s", sprig_status_str(status));
 }
 
-static const sprig_rpc_client_cbs load_cbs = {NULL, load_completed, load_error};
+static const sprig_rpc_client_cbs load_cbs = {NULL, load_completed, load_error, NULL};
 
 static void load_start(slot *s)
 {

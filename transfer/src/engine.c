@@ -619,12 +619,16 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
         return;
     }
     sprig_status st = SPRIG_STATUS_OK;
+    /* Without field 1001 the carrier may imply the direction (the RPC method); a START that
+     * contradicts an implied direction is malformed. */
+    uint32_t implied = n->cfg.implied_direction;
+    uint32_t dir = (c->fields & SPRIG_TRANSFER_F_DIRECTION) != 0 ? c->direction : implied;
     if (find(n, id, 1, true) != NULL) {
         st = SPRIG_STATUS_ALREADY_EXISTS; /* both ends picked the same id */
     } else if (c->protocol_version < SPRIG_TRANSFER_PROTOCOL_VERSION) {
         st = SPRIG_STATUS_UNIMPLEMENTED;
-    } else if (c->direction != SPRIG_TRANSFER_DIR_READ &&
-               c->direction != SPRIG_TRANSFER_DIR_WRITE) {
+    } else if ((dir != SPRIG_TRANSFER_DIR_READ && dir != SPRIG_TRANSFER_DIR_WRITE) ||
+               (implied != 0 && dir != implied)) {
         st = SPRIG_STATUS_INVALID_ARGUMENT;
     } else if (n->cfg.handler == NULL) {
         st = SPRIG_STATUS_NOT_FOUND;
@@ -633,7 +637,7 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
     } else {
         s->peer = n->from;
         s->resource_id = c->resource_id;
-        s->sender = c->direction == SPRIG_TRANSFER_DIR_READ;
+        s->sender = dir == SPRIG_TRANSFER_DIR_READ;
         s->handler = n->cfg.handler;
         s->progress = n->cfg.on_progress;
         s->done = n->cfg.on_done;

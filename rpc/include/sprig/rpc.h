@@ -246,6 +246,9 @@ typedef struct sprig_rpc_client_cbs {
     /* The call failed without a RESPONSE: SERVER_ERROR's status, DEADLINE_EXCEEDED (the
      * deadline passed; CLIENT_ERROR CANCELLED was sent), ABORTED (connection lost). */
     void (*on_error)(sprig_rpc_client_call *call, sprig_status status, void *user);
+    /* Optional: a send on this call (start excepted) returned UNAVAILABLE earlier and may be
+     * retried now (the socket's WRITABLE). Once per UNAVAILABLE; the call is still open. */
+    void (*on_ready)(sprig_rpc_client_call *call, void *user);
 } sprig_rpc_client_cbs;
 
 struct sprig_rpc_client_call {
@@ -321,7 +324,8 @@ sprig_status sprig_rpc_client_start_pb(sprig_rpc_client *c, sprig_rpc_client_cal
 sprig_status sprig_rpc_client_open(sprig_rpc_client *c, sprig_rpc_client_call *call,
                                    uint32_t service_id, uint32_t method_id, sprig_rpc_kind kind,
                                    const sprig_rpc_client_cbs *cbs, void *user, sprig_time timeout);
-/* CLIENT_STREAM on a client/bidi streaming call. */
+/* CLIENT_STREAM on a client/bidi streaming call. UNAVAILABLE: the socket is full, nothing was
+ * sent; the call's on_ready follows when it has room. */
 sprig_status sprig_rpc_client_send(sprig_rpc_client_call *call, const uint8_t *payload, size_t len);
 sprig_status sprig_rpc_client_send_pb(sprig_rpc_client_call *call, const pb_msgdesc_t *fields,
                                       const void *msg);

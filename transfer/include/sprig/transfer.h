@@ -19,7 +19,8 @@
  *   Carriers: on SEQPACKET nothing is lost. On DGRAM (SPRIG_CONFIG_TRANSFER_DGRAM, default 1) the
  *     engine recovers lost, duplicated and reordered chunks itself (timeouts + retries, the
  *     receiver's retransmit requests) and the receiver's window adapts to loss; a bound DGRAM
- *     socket serves many peers, sessions keyed by (peer address, session id). docs/transfer.md.
+ *     socket serves many peers, sessions keyed by (peer address, session id). Over pw_rpc
+ *     (pw.transfer.Transfer Read/Write streams) see sprig/transfer_rpc.h. docs/transfer.md.
  */
 #ifndef SPRIG_TRANSFER_H
 #define SPRIG_TRANSFER_H
@@ -277,6 +278,11 @@ typedef struct sprig_transfer_cfg {
                                   carrier needs no pacing; pw_transfer asks 2000) */
     uint32_t first_session_id; /* first id our client sessions use: 1. Give the two ends
                                   disjoint ranges if both open transfers on one socket. */
+    /* The direction of a START without sprig_direction (field 1001), for carriers that imply
+     * it (pw.transfer.Transfer: Read = SPRIG_TRANSFER_DIR_READ, Write = _WRITE). 0: none, such
+     * a START is INVALID_ARGUMENT. When set, a START whose field 1001 says otherwise is
+     * INVALID_ARGUMENT too. */
+    uint32_t implied_direction;
 } sprig_transfer_cfg;
 
 typedef struct sprig_transfer_stats {
