@@ -43,6 +43,10 @@ enum { DGRAM_DIALED = 1, DGRAM_BOUND };
 #define DEFAULT_WINDOW  4u
 #define MAX_WINDOW      255u
 #define MAX_CHUNK       0xFFFFFFu
+/* Offsets and sizes are 32-bit (the wire's window_end_offset is): a transfer ends at or below
+ * LIMIT; UINT32_MAX marks an unknown size. */
+#define SIZE_NONE UINT32_MAX
+#define LIMIT     (UINT32_MAX - 1u)
 
 typedef sprig_transfer_session session;
 typedef sprig_transfer_chunk chunk;
@@ -232,11 +236,12 @@ static void end(session *s, sprig_status status)
 
 /* ---- the sender ------------------------------------------------------------------------------ */
 
-static void progress(session *s, uint64_t at)
+static void progress(session *s, uint32_t at)
 {
     if (s->progress != NULL) {
         s->progress(s->node, s->id, at - s->start,
-                    s->size == SPRIG_TRANSFER_SIZE_UNKNOWN ? s->size : s->size - s->start, s->user);
+                    s->size == SIZE_NONE ? SPRIG_TRANSFER_SIZE_UNKNOWN : s->size - s->start,
+                    s->user);
     }
 }
 
@@ -244,8 +249,8 @@ static void progress(session *s, uint64_t at)
 static bool send_data(session *s)
 {
     sprig_transfer_node *n = s->node;
-    uint64_t room = s->window_end - s->offset;
-    size_t len = room < s->max_chunk ? (size_t)room : s->max_chunk;
+    uint32_t room = s->window_end - s->offset;
+    size_t len = room < s->max_chunk ? room : s->max_chunk;
     sprig_buf *buf = NULL;
     sprig_status st = tx_begin(n, len + SPRIG_TRANSFER_DATA_OVERHEAD, &buf);
     if (st != SPRIG_STATUS_OK) {
@@ -277,12 +282,11 @@ static bool send_data(session *s)
     c.session_id = s->id;
     c.offset = s->offset;
     uint32_t crc = s->crc;
-    uint64_t end_at = s->offset + got;
+    uint32_t end_at = s->offset + (uint32_t)got;
     if (s->crc_end >= s->offset && s->crc_end < end_at) {
-        crc = sprig_transfer_crc32(crc, dst + (s->crc_end - s->offset),
-                                   (size_t)(end_at - s->crc_end));
+        crc = sprig_transfer_crc32(crc, dst + (s->crc_end - s->offset), end_at - s->crc_end);
     }
-    if (s->size != SPRIG_TRANSFER_SIZE_UNKNOWN) {
+    if (s->size != SIZE_NONE) {
         c.fields |= SPRIG_TRANSFER_F_REMAINING_BYTES;
         c.remaining_bytes = s->size - end_at;
         if (c.remaining_bytes == 0) {
@@ -339,7 +343,7 @@ static void apply_params(session *s, const chunk *c)
 {
     if ((c->fields & SPRIG_TRANSFER_F_WINDOW_END_OFFSET) != 0 &&
         c->window_end_offset > s->window_end) {
-        s->window_end = c->window_end_offset;
+        s->window_end = c->window_end_offset < LIMIT ? c->window_end_offset : LIMIT;
     }
     if ((c->fields & SPRIG_TRANSFER_F_MAX_CHUNK_SIZE) != 0 && c->max_chunk_size_bytes != 0) {
         s->max_chunk = c->max_chunk_size_bytes < s->node->max_chunk ? c->max_chunk_size_bytes
@@ -363,8 +367,8 @@ static void sender_params(session *s, const chunk *c)
             end(s, SPRIG_STATUS_INTERNAL); /* asks for bytes never sent or before the start */
             return;
         }
-        s->offset = off;
-        s->window_end = off;            /* the new window replaces the old one */
+        s->offset = (uint32_t)off;
+        s->window_end = (uint32_t)off;  /* the new window replaces the old one */
         s->flags &= (uint8_t)~FL_FINAL; /* from `off` on, everything (again) */
     }
     apply_params(s, c);
@@ -377,8 +381,7 @@ static void sender_params(session *s, const chunk *c)
 
 static void grow_window(session *s)
 {
-    uint64_t end_at = s->offset + s->window;
-    s->window_end = end_at > UINT32_MAX ? UINT32_MAX : end_at;
+    s->window_end = s->window < UINT32_MAX - s->offset ? s->offset + s->window : UINT32_MAX;
 }
 
 /* The window becomes `k` chunks (1..MAX_WINDOW); a new loss-free round starts. */
@@ -386,7 +389,7 @@ static void set_cwnd(session *s, unsigned k)
 {
     s->cwnd = (uint8_t)k;
     s->window = s->cwnd * s->max_chunk;
-    s->round_end = (uint32_t)(s->offset + s->window);
+    s->round_end = s->offset + s->window;
 }
 
 /* DGRAM: a gap or a timeout means loss: halve the window, grow additively from here on. */
@@ -413,6 +416,12 @@ static void receiver_data(session *s, const chunk *c)
         return;
     }
     s->flags &= (uint8_t)~FL_RECOVERY;
+    uint32_t room = LIMIT - s->offset; /* bytes that may still arrive */
+    if (c->data_len > room || ((c->fields & SPRIG_TRANSFER_F_REMAINING_BYTES) != 0 &&
+                               c->remaining_bytes > room - c->data_len)) {
+        end(s, SPRIG_STATUS_OUT_OF_RANGE); /* the transfer would end beyond 4 GiB */
+        return;
+    }
     if (c->data_len > 0) {
         sprig_status st =
             s->handler->ops->write(s->handler->ctx, s->handle, s->offset, c->data, c->data_len);
@@ -421,10 +430,10 @@ static void receiver_data(session *s, const chunk *c)
             return;
         }
         s->crc = sprig_transfer_crc32(s->crc, c->data, c->data_len);
-        s->offset += c->data_len;
+        s->offset += (uint32_t)c->data_len;
     }
     if ((c->fields & SPRIG_TRANSFER_F_REMAINING_BYTES) != 0) {
-        s->size = s->offset + c->remaining_bytes;
+        s->size = s->offset + (uint32_t)c->remaining_bytes;
     }
     progress(s, s->offset);
     if (!s->in_use || s->state != ST_DATA) {
@@ -438,8 +447,8 @@ static void receiver_data(session *s, const chunk *c)
         end(s, st); /* closes the handler: commit (OK) or discard */
         return;
     }
-    if (IS_DGRAM(s->node) && (uint32_t)s->offset >= s->round_end) { /* a window without loss */
-        unsigned k = s->cwnd * 2u; /* slow start, up to the threshold */
+    if (IS_DGRAM(s->node) && s->offset >= s->round_end) { /* a window without loss */
+        unsigned k = s->cwnd * 2u;                        /* slow start, up to the threshold */
         if (s->cwnd >= s->ssthresh) {
             k = s->cwnd + (s->cwnd < MAX_WINDOW); /* then one chunk per window */
         } else if (k > s->ssthresh) {
@@ -447,7 +456,7 @@ static void receiver_data(session *s, const chunk *c)
         }
         set_cwnd(s, k);
     }
-    if (s->offset + s->window / 2u >= s->window_end) { /* half the window consumed */
+    if ((uint64_t)s->offset + s->window / 2u >= s->window_end) { /* half the window consumed */
         grow_window(s);
         send_ctl(s, SPRIG_TRANSFER_CHUNK_PARAMETERS_CONTINUE);
     }
@@ -566,7 +575,7 @@ static session *take(sprig_transfer_node *n)
             s->min_delay = n->cfg.min_delay_us;
             s->window = n->cfg.window_chunks * n->max_chunk;
             s->ssthresh = (uint8_t)n->cfg.window_chunks;
-            s->size = SPRIG_TRANSFER_SIZE_UNKNOWN;
+            s->size = SIZE_NONE;
             s->peer_version = SPRIG_TRANSFER_PROTOCOL_VERSION;
             return s;
         }
@@ -574,22 +583,31 @@ static session *take(sprig_transfer_node *n)
     return NULL;
 }
 
-/* Open the handler and fill in the data-phase starting point. */
+/* Open the handler and fill in the data-phase starting point. OUT_OF_RANGE for a start or a
+ * resource beyond LIMIT. */
 static sprig_status open_session(session *s, uint32_t id, uint64_t offset)
 {
     uint64_t size = SPRIG_TRANSFER_SIZE_UNKNOWN;
     sprig_transfer_access acc =
         s->sender ? SPRIG_TRANSFER_ACCESS_READ : SPRIG_TRANSFER_ACCESS_WRITE;
+    if (offset > LIMIT) {
+        return SPRIG_STATUS_OUT_OF_RANGE;
+    }
     sprig_status st = s->handler->ops->open(s->handler->ctx, id, acc, offset, &s->handle, &size);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }
     s->flags |= FL_OPEN;
-    s->start = s->offset = s->crc_end = s->high = s->last_chunk = offset;
-    s->window_end = offset;
+    s->start = s->offset = s->crc_end = s->high = s->last_chunk = (uint32_t)offset;
+    s->window_end = (uint32_t)offset;
     if (s->sender) {
-        s->size = size;
-        s->min_delay = 0; /* until the receiver says otherwise */
+        if (size + 1u > SIZE_NONE) { /* known (UINT64_MAX + 1 is 0) and beyond LIMIT */
+            st = SPRIG_STATUS_OUT_OF_RANGE;
+            close_handler(s, &st);
+            return st;
+        }
+        s->size = (uint32_t)size; /* SPRIG_TRANSFER_SIZE_UNKNOWN becomes SIZE_NONE */
+        s->min_delay = 0;         /* until the receiver says otherwise */
     } else {
         if (IS_DGRAM(s->node)) {
             set_cwnd(s, 1); /* slow start */

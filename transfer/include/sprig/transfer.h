@@ -216,13 +216,14 @@ typedef struct sprig_transfer_session {
     uint8_t cwnd;     /* DGRAM receiver: window in chunks (slow start, halve on loss) */
     uint8_t ssthresh; /* DGRAM receiver: doubling stops here, then +1 chunk per window */
     uint32_t id;
-    uint64_t offset;     /* sender: next byte to send; receiver: next byte expected */
-    uint64_t window_end; /* sender may send up to (not including) this offset */
-    uint64_t size;       /* sender: total size or SPRIG_TRANSFER_SIZE_UNKNOWN */
-    uint64_t start;      /* initial_offset */
-    uint64_t crc_end;    /* sender: bytes [start, crc_end) are in crc */
-    uint64_t high;       /* sender: highest offset sent (progress) */
-    uint64_t last_chunk; /* sender: offset of the last chunk sent (re-sent on timeout) */
+    /* Offsets are 32-bit: window_end_offset is on the wire, so transfers end below 4 GiB. */
+    uint32_t offset;     /* sender: next byte to send; receiver: next byte expected */
+    uint32_t window_end; /* sender may send up to (not including) this offset */
+    uint32_t size;       /* total size, UINT32_MAX: unknown */
+    uint32_t start;      /* initial_offset */
+    uint32_t crc_end;    /* sender: bytes [start, crc_end) are in crc */
+    uint32_t high;       /* sender: highest offset sent (progress) */
+    uint32_t last_chunk; /* sender: offset of the last chunk sent (re-sent on timeout) */
     uint32_t resource_id;
     uint32_t max_chunk;
     uint32_t min_delay; /* µs between data chunks (the receiver's wish) */
