@@ -64,14 +64,14 @@ static void arm(session *s)
 
 /* ---- sending --------------------------------------------------------------------------------- */
 
-/* A transmit buffer for a chunk of up to `want` bytes (capped at the message size) with the
- * data's header room reserved in front.
+/* A transmit buffer for a chunk of up to `want` bytes with the data's header room reserved in
+ * front. `want` never exceeds the message size: control chunks need at most
+ * SPRIG_TRANSFER_CHUNK_TAILROOM < SPRIG_TRANSFER_MIN_MESSAGE, data chunks at most
+ * node->max_chunk + SPRIG_TRANSFER_DATA_OVERHEAD (init).
  * An empty pool counts as "would block": the socket is marked so WRITABLE follows. */
 static sprig_status tx_begin(sprig_transfer_node *n, size_t want, sprig_buf **out)
 {
-    sprig_sock *sock = n->cfg.sock;
-    size_t max = sprig_sock_max_message_size(sock);
-    sprig_status st = sprig_sock_alloc_tx_flow(sock, want < max ? want : max, out);
+    sprig_status st = sprig_sock_alloc_tx_flow(n->cfg.sock, want, out);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }
@@ -456,7 +456,8 @@ static void receiver_data(session *s, const chunk *c)
         }
         set_cwnd(s, k);
     }
-    if ((uint64_t)s->offset + s->window / 2u >= s->window_end) { /* half the window consumed */
+    if (s->offset >= s->window_end ||
+        s->window_end - s->offset <= s->window / 2u) { /* half the window consumed */
         grow_window(s);
         send_ctl(s, SPRIG_TRANSFER_CHUNK_PARAMETERS_CONTINUE);
     }
@@ -841,10 +842,10 @@ sprig_status sprig_transfer_init(sprig_transfer_node *node, const sprig_transfer
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     sprig_sock_type type = sprig_sock_type_of(cfg->sock);
+    size_t max = sprig_sock_max_message_size(cfg->sock);
     if ((type != SPRIG_SOCK_SEQPACKET &&
          (type != SPRIG_SOCK_DGRAM || !SPRIG_CONFIG_TRANSFER_DGRAM)) ||
-        cfg->rx_cap < sprig_sock_max_message_size(cfg->sock) ||
-        sprig_sock_max_message_size(cfg->sock) < SPRIG_TRANSFER_MIN_MESSAGE) {
+        cfg->rx_cap < max || max < SPRIG_TRANSFER_MIN_MESSAGE) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     node->cfg = *cfg;
@@ -862,13 +863,11 @@ sprig_status sprig_transfer_init(sprig_transfer_node *node, const sprig_transfer
     c->window_chunks = c->window_chunks == 0           ? DEFAULT_WINDOW
                        : c->window_chunks > MAX_WINDOW ? MAX_WINDOW
                                                        : c->window_chunks;
-    size_t max = sprig_sock_max_message_size(cfg->sock) - SPRIG_TRANSFER_DATA_OVERHEAD;
+    max -= SPRIG_TRANSFER_DATA_OVERHEAD;
     max = max < MAX_CHUNK ? max : MAX_CHUNK;
     node->max_chunk = (c->max_chunk != 0 && c->max_chunk < max) ? c->max_chunk : (uint32_t)max;
     node->next_id = c->first_session_id != 0 ? c->first_session_id : 1u;
-    for (size_t i = 0; i < c->max_sessions; i++) {
-        memset(&c->sessions[i], 0, sizeof(c->sessions[i]));
-    }
+    memset(c->sessions, 0, c->max_sessions * sizeof(*c->sessions));
     node->ready = 1;
     sprig_sock_set_callback(cfg->sock, on_sock, node);
     return SPRIG_STATUS_OK;
@@ -914,8 +913,7 @@ static sprig_status start(sprig_transfer_node *n, const sprig_transfer_opts *o, 
     s->user = o->user;
     sprig_status st = open_session(s, o->local_id, o->initial_offset);
     if (st != SPRIG_STATUS_OK) {
-        s->in_use = 0;
-        return st;
+        return st; /* the session stays free */
     }
     s->state = ST_START_SENT;
     *out_id = s->id;

@@ -213,8 +213,9 @@ typedef struct sprig_transfer_session {
     uint8_t pending; /* a control chunk waiting for the socket (type + 1), 0: none */
     uint8_t retries;
     uint8_t flags;
-    uint8_t cwnd;     /* DGRAM receiver: window in chunks (slow start, halve on loss) */
-    uint8_t ssthresh; /* DGRAM receiver: doubling stops here, then +1 chunk per window */
+    uint8_t cwnd;        /* DGRAM receiver: window in chunks (slow start, halve on loss) */
+    uint8_t ssthresh;    /* DGRAM receiver: doubling stops here, then +1 chunk per window */
+    sprig_status status; /* final status once completing */
     uint32_t id;
     /* Offsets are 32-bit: window_end_offset is on the wire, so transfers end below 4 GiB. */
     uint32_t offset;     /* sender: next byte to send; receiver: next byte expected */
@@ -230,8 +231,7 @@ typedef struct sprig_transfer_session {
     uint32_t window;    /* receiver: window size in bytes */
     uint32_t crc;
     uint32_t peer_version;
-    uint32_t round_end;  /* DGRAM receiver: a loss-free window ends here (then it grows) */
-    sprig_status status; /* final status once completing */
+    uint32_t round_end; /* DGRAM receiver: a loss-free window ends here (then it grows) */
     sprig_transfer_node *node;
     void *handle; /* the handler's */
     sprig_transfer_progress_fn progress;
