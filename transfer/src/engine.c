@@ -112,28 +112,38 @@ static sprig_status send_chunk(sprig_transfer_node *n, const chunk *c, const spr
     return st == SPRIG_STATUS_OK ? tx_finish(n, buf, c, to) : st;
 }
 
+/* The fields of each control chunk type (the encoder skips initial_offset when zero). */
+#define FLD(x) SPRIG_TRANSFER_F_##x
+#define F_ID   (FLD(TYPE) | FLD(SESSION_ID))
+#define F_PARM (FLD(OFFSET) | FLD(WINDOW_END_OFFSET) | FLD(MAX_CHUNK_SIZE) | FLD(MIN_DELAY))
+static const uint16_t ctl_fields[8] = {
+    [SPRIG_TRANSFER_CHUNK_START] = FLD(TYPE) | FLD(DESIRED_SESSION_ID) | FLD(RESOURCE_ID) |
+                                   FLD(PROTOCOL_VERSION) | FLD(DIRECTION) | FLD(INITIAL_OFFSET),
+    [SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT] = F_ID | F_PARM,
+    [SPRIG_TRANSFER_CHUNK_PARAMETERS_CONTINUE] = F_ID | F_PARM,
+    [SPRIG_TRANSFER_CHUNK_COMPLETION] = F_ID | FLD(STATUS),
+    [SPRIG_TRANSFER_CHUNK_COMPLETION_ACK] = F_ID,
+    [SPRIG_TRANSFER_CHUNK_START_ACK] =
+        F_ID | FLD(RESOURCE_ID) | FLD(PROTOCOL_VERSION) | FLD(INITIAL_OFFSET),
+    [SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION] = F_ID | FLD(PROTOCOL_VERSION),
+};
+
+/* Send control chunk `type` with the fields its type calls for (added to c->fields). */
+static sprig_status send_typed(sprig_transfer_node *n, chunk *c, uint32_t type,
+                               const sprig_addr *to)
+{
+    c->type = type;
+    c->fields |= ctl_fields[type];
+    return send_chunk(n, c, to);
+}
+
 /* A one-off answer outside any session (lost if the socket is busy: the peer retries). */
 static void reply(sprig_transfer_node *n, uint32_t id, uint32_t type, sprig_status status)
 {
     chunk c = {0};
-    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID;
-    c.type = type;
     c.session_id = id;
-    if (type == SPRIG_TRANSFER_CHUNK_COMPLETION) {
-        c.fields |= SPRIG_TRANSFER_F_STATUS;
-        c.status = (uint32_t)status;
-    }
-    (void)send_chunk(n, &c, &n->from);
-}
-
-static void put_params(const session *s, chunk *c)
-{
-    c->fields |= SPRIG_TRANSFER_F_OFFSET | SPRIG_TRANSFER_F_WINDOW_END_OFFSET |
-                 SPRIG_TRANSFER_F_MAX_CHUNK_SIZE | SPRIG_TRANSFER_F_MIN_DELAY;
-    c->offset = s->offset;
-    c->window_end_offset = (uint32_t)s->window_end;
-    c->max_chunk_size_bytes = s->max_chunk;
-    c->min_delay_microseconds = s->min_delay;
+    c.status = (uint32_t)status;
+    (void)send_typed(n, &c, type, &n->from);
 }
 
 /* Build the control chunk of `type` from the session's state and send it; if the socket is
@@ -141,52 +151,22 @@ static void put_params(const session *s, chunk *c)
 static void send_ctl(session *s, uint32_t type)
 {
     chunk c = {0};
-    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID;
-    c.type = type;
-    c.session_id = s->id;
-    switch (type) {
-    case SPRIG_TRANSFER_CHUNK_START:
-        c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
-                   SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION |
-                   SPRIG_TRANSFER_F_DIRECTION;
-        c.desired_session_id = s->id;
-        c.resource_id = s->resource_id;
-        c.protocol_version = SPRIG_TRANSFER_PROTOCOL_VERSION;
-        c.direction = s->sender ? SPRIG_TRANSFER_DIR_WRITE : SPRIG_TRANSFER_DIR_READ;
-        if (!s->sender) {
-            put_params(s, &c);
-        }
-        break;
-    case SPRIG_TRANSFER_CHUNK_START_ACK:
-        c.fields |= SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION;
-        c.resource_id = s->resource_id;
-        c.protocol_version = s->peer_version;
-        break;
-    case SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION:
-        c.fields |= SPRIG_TRANSFER_F_PROTOCOL_VERSION;
-        c.protocol_version = s->peer_version;
-        if (!s->sender) {
-            put_params(s, &c);
-        }
-        break;
-    case SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT:
-    case SPRIG_TRANSFER_CHUNK_PARAMETERS_CONTINUE:
-        put_params(s, &c);
-        break;
-    case SPRIG_TRANSFER_CHUNK_COMPLETION:
-        c.fields |= SPRIG_TRANSFER_F_STATUS;
-        c.status = (uint32_t)s->status;
-        break;
-    default:
-        break;
-    }
-    if (s->start != 0 &&
-        (type == SPRIG_TRANSFER_CHUNK_START || type == SPRIG_TRANSFER_CHUNK_START_ACK)) {
-        c.fields |= SPRIG_TRANSFER_F_INITIAL_OFFSET;
-        c.initial_offset = s->start;
+    c.session_id = c.desired_session_id = s->id;
+    c.resource_id = s->resource_id;
+    c.protocol_version = SPRIG_TRANSFER_PROTOCOL_VERSION;
+    c.direction = s->sender ? SPRIG_TRANSFER_DIR_WRITE : SPRIG_TRANSFER_DIR_READ;
+    c.status = (uint32_t)s->status;
+    c.initial_offset = s->start;
+    c.offset = s->offset;
+    c.window_end_offset = s->window_end;
+    c.max_chunk_size_bytes = s->max_chunk;
+    c.min_delay_microseconds = s->min_delay;
+    if (!s->sender && (type == SPRIG_TRANSFER_CHUNK_START ||
+                       type == SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION)) {
+        c.fields = F_PARM; /* a receiver opens with its window */
     }
     s->pending = 0;
-    if (send_chunk(s->node, &c, &s->peer) == SPRIG_STATUS_UNAVAILABLE) {
+    if (send_typed(s->node, &c, type, &s->peer) == SPRIG_STATUS_UNAVAILABLE) {
         s->pending = (uint8_t)(type + 1u);
     }
 }
@@ -577,7 +557,6 @@ static session *take(sprig_transfer_node *n)
             s->window = n->cfg.window_chunks * n->max_chunk;
             s->ssthresh = (uint8_t)n->cfg.window_chunks;
             s->size = SIZE_NONE;
-            s->peer_version = SPRIG_TRANSFER_PROTOCOL_VERSION;
             return s;
         }
     }

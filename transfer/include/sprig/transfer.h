@@ -230,7 +230,6 @@ typedef struct sprig_transfer_session {
     uint32_t min_delay; /* µs between data chunks (the receiver's wish) */
     uint32_t window;    /* receiver: window size in bytes */
     uint32_t crc;
-    uint32_t peer_version;
     uint32_t round_end; /* DGRAM receiver: a loss-free window ends here (then it grows) */
     sprig_transfer_node *node;
     void *handle; /* the handler's */
