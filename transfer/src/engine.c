@@ -511,13 +511,16 @@ static bool from_peer(const sprig_transfer_node *n, const session *s)
     return !IS_BOUND(n) || memcmp(&s->peer, &n->from, sizeof(s->peer)) == 0;
 }
 
-/* A session in use (used = 1) or ended (0) with this id (client < 0: either role); with `peer`,
- * on a bound socket only one with the address the current chunk came from. */
-static session *find_as(sprig_transfer_node *n, uint32_t id, int client, bool peer, uint8_t used)
+/* find() keys: in_use | client << 8. */
+enum { K_ENDED = 0x000 /* a session we served, ended */, K_SERVED = 0x001, K_OURS = 0x101 };
+
+/* The session with this id and key; with `peer`, on a bound socket only one with the address
+ * the current chunk came from. */
+static session *find(sprig_transfer_node *n, uint32_t id, unsigned key, bool peer)
 {
     for (size_t i = 0; i < n->cfg.max_sessions; i++) {
         session *s = &n->cfg.sessions[i];
-        if (s->in_use == used && s->id == id && (client < 0 || s->client == (uint8_t)client) &&
+        if ((s->in_use | (unsigned)s->client << 8) == key && s->id == id &&
             (!peer || from_peer(n, s))) {
             return s;
         }
@@ -525,22 +528,17 @@ static session *find_as(sprig_transfer_node *n, uint32_t id, int client, bool pe
     return NULL;
 }
 
-static session *find(sprig_transfer_node *n, uint32_t id, int client, bool peer)
-{
-    return find_as(n, id, client, peer, 1);
-}
-
 /* A chunk's session: our client sessions first, then the ones we serve (docs/transfer.md). */
 static session *lookup(sprig_transfer_node *n, uint32_t id, bool peer)
 {
-    session *s = find(n, id, 1, peer);
-    return s != NULL ? s : find(n, id, 0, peer);
+    session *s = find(n, id, K_OURS, peer);
+    return s != NULL ? s : find(n, id, K_SERVED, peer);
 }
 
 /* DGRAM: the peer's session `id` ended here lately, so its START is a late copy. */
 static bool ended_lately(sprig_transfer_node *n, uint32_t id)
 {
-    session *s = IS_DGRAM(n) ? find_as(n, id, 0, true, 0) : NULL;
+    session *s = IS_DGRAM(n) ? find(n, id, K_ENDED, true) : NULL;
     return s != NULL && sprig_loop_now(n->cfg.loop) - s->next_send < (n->cfg.chunk_timeout << 4);
 }
 
@@ -606,7 +604,7 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
         n->stats.dropped++;
         return;
     }
-    session *s = find(n, id, 0, true);
+    session *s = find(n, id, K_SERVED, true);
     if (s != NULL) { /* a repeated START: our START_ACK was slow */
         if (s->state == ST_ACK_SENT) {
             send_ctl(s, SPRIG_TRANSFER_CHUNK_START_ACK);
@@ -617,7 +615,7 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
         return;
     }
     sprig_status st = SPRIG_STATUS_OK;
-    if (find(n, id, 1, true) != NULL) {
+    if (find(n, id, K_OURS, true) != NULL) {
         st = SPRIG_STATUS_ALREADY_EXISTS; /* both ends picked the same id */
     } else if (c->protocol_version < SPRIG_TRANSFER_PROTOCOL_VERSION) {
         st = SPRIG_STATUS_UNIMPLEMENTED;
@@ -704,11 +702,8 @@ static void on_chunk(sprig_transfer_node *n, const chunk *c)
         if (s->state != ST_START_SENT) {
             return;
         }
-        if (c->initial_offset != s->start) {
-            end(s, SPRIG_STATUS_UNIMPLEMENTED); /* the peer cannot start where we asked */
-            return;
-        }
-        if ((c->fields & SPRIG_TRANSFER_F_PROTOCOL_VERSION) == 0 ||
+        /* the peer cannot start where we asked, or speaks an older version (0: absent) */
+        if (c->initial_offset != s->start ||
             c->protocol_version < SPRIG_TRANSFER_PROTOCOL_VERSION) {
             end(s, SPRIG_STATUS_UNIMPLEMENTED);
             return;
@@ -882,7 +877,7 @@ static sprig_status start(sprig_transfer_node *n, const sprig_transfer_opts *o, 
     }
     do {
         s->id = n->next_id++;
-    } while (s->id == 0 || find(n, s->id, 1, false) != NULL);
+    } while (s->id == 0 || find(n, s->id, K_OURS, false) != NULL);
     s->client = 1;
     s->sender = write;
     s->resource_id = o->resource_id;
