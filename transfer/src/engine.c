@@ -173,23 +173,25 @@ static void send_ctl(session *s, uint32_t type)
 
 /* ---- ending ---------------------------------------------------------------------------------- */
 
-static void close_handler(session *s, sprig_status *status)
+/* Close the handler (once) with `status`; returns the transfer's result. */
+static sprig_status close_handler(session *s, sprig_status status)
 {
     if ((s->flags & FL_OPEN) == 0) {
-        return;
+        return status;
     }
     s->flags &= (uint8_t)~FL_OPEN;
-    sprig_status st = s->handler->ops->close(s->handler->ctx, s->handle, *status);
-    if (*status == SPRIG_STATUS_OK && st != SPRIG_STATUS_OK && !s->sender) {
-        *status = SPRIG_STATUS_DATA_LOSS; /* the commit failed: nothing is claimed written */
+    sprig_status st = s->handler->ops->close(s->handler->ctx, s->handle, status);
+    if (status == SPRIG_STATUS_OK && st != SPRIG_STATUS_OK && !s->sender) {
+        status = SPRIG_STATUS_DATA_LOSS; /* the commit failed: nothing is claimed written */
     }
+    return status;
 }
 
 /* The transfer is over: release the session, then tell the owner. */
 static void finish(session *s, sprig_status status)
 {
     sprig_transfer_node *n = s->node;
-    close_handler(s, &status);
+    status = close_handler(s, status);
     sprig_timer_stop(n->cfg.loop, &s->timer);
     sprig_transfer_done_fn done = s->done;
     void *user = s->user;
@@ -206,7 +208,7 @@ static void finish(session *s, sprig_status status)
 /* We end the transfer: tell the peer and wait for its COMPLETION_ACK. */
 static void end(session *s, sprig_status status)
 {
-    close_handler(s, &status);
+    status = close_handler(s, status);
     s->status = status;
     s->state = ST_ENDING;
     s->retries = 0;
@@ -580,9 +582,7 @@ static sprig_status open_session(session *s, uint32_t id, uint64_t offset)
     s->window_end = (uint32_t)offset;
     if (s->sender) {
         if (size + 1u > SIZE_NONE) { /* known (UINT64_MAX + 1 is 0) and beyond LIMIT */
-            st = SPRIG_STATUS_OUT_OF_RANGE;
-            close_handler(s, &st);
-            return st;
+            return close_handler(s, SPRIG_STATUS_OUT_OF_RANGE);
         }
         s->size = (uint32_t)size; /* SPRIG_TRANSFER_SIZE_UNKNOWN becomes SIZE_NONE */
         s->min_delay = 0;         /* until the receiver says otherwise */
