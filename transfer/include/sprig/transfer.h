@@ -315,7 +315,9 @@ typedef struct sprig_transfer_opts {
 
 /* Start downloading the peer's resource (read) or uploading to it (write). On OK *session_id
  * names the transfer and its done callback will run exactly once. RESOURCE_EXHAUSTED with no
- * free session; the local handler's open status if it refuses; FAILED_PRECONDITION if the
+ * free session; OUT_OF_RANGE for an initial_offset beyond 0xFFFFFFFE (offsets are 32-bit, as the
+ * wire's window_end_offset: a transfer that would end beyond it, in either role, ends with
+ * OUT_OF_RANGE); the local handler's open status if it refuses; FAILED_PRECONDITION if the
  * socket is closed; UNIMPLEMENTED on a bound DGRAM socket (it only serves: it has no peer to
  * start with); UNAVAILABLE is never returned (a blocked socket just delays the START). */
 sprig_status sprig_transfer_read(sprig_transfer_node *node, const sprig_transfer_opts *opts,
