@@ -954,6 +954,103 @@ static void test_engine_start_refusals(void **state)
     assert_int_equal(F.got[0].c.session_id, 55);
 }
 
+/* ---- beyond 4 GiB: offsets are 32-bit (docs/transfer.md) ---------------------------------- */
+
+/* Plays a server for a read: START_ACK, then one DATA chunk announcing more than 4 GiB. */
+static void huge_server(const sprig_transfer_chunk *c)
+{
+    ack_then_silence(c);
+    if (c->type == SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION) {
+        sprig_transfer_chunk r = {0};
+        r.fields =
+            SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID | SPRIG_TRANSFER_F_REMAINING_BYTES;
+        r.type = SPRIG_TRANSFER_CHUNK_DATA;
+        r.session_id = c->session_id;
+        r.data = (const uint8_t *)"hello";
+        r.data_len = 5;
+        r.remaining_bytes = UINT32_MAX - 5u; /* would end at UINT32_MAX: one byte too far */
+        raw_send(&r);
+    }
+}
+
+static sprig_transfer_handler_ops huge_ops;
+static sprig_transfer_handler huge_handler;
+
+/* The server's resources claim 4 GiB - 1 bytes (one more than a transfer can carry). */
+static sprig_status huge_open(void *ctx, uint32_t id, sprig_transfer_access access, uint64_t offset,
+                              void **handle, uint64_t *size)
+{
+    sprig_status st = F.sh.handler.ops->open(ctx, id, access, offset, handle, size);
+    if (st == SPRIG_STATUS_OK && access == SPRIG_TRANSFER_ACCESS_READ) {
+        *size = UINT32_MAX;
+    }
+    return st;
+}
+
+static void test_engine_beyond_4gib(void **state)
+{
+    (void)state;
+    /* a start offset beyond the limit: refused before anything is opened or sent */
+    sprig_transfer_opts o = opts(1, 1);
+    uint32_t id = 0;
+    o.initial_offset = UINT32_MAX;
+    assert_int_equal(sprig_transfer_read(&F.cn, &o, &id), SPRIG_STATUS_OUT_OF_RANGE);
+    o.initial_offset = 1ull << 40;
+    assert_int_equal(sprig_transfer_write(&F.cn, &o, &id), SPRIG_STATUS_OUT_OF_RANGE);
+    assert_int_equal(sprig_transfer_active(&F.cn), 0);
+    assert_int_equal(F.cres[0].busy, 0);
+    settle();
+    assert_int_equal(F.ngot, 0);
+    /* the sender announces a transfer ending beyond the limit: the receiver ends it */
+    F.raw = huge_server;
+    F.cres[0].len = 2;
+    id = do_read(1, 1);
+    drive();
+    assert_int_equal(F.cr[id].status, SPRIG_STATUS_OUT_OF_RANGE);
+    assert_int_equal(F.cres[0].len, 2); /* not committed */
+    const sprig_transfer_chunk *last = &F.got[F.ngot - 1].c;
+    assert_int_equal(last->type, SPRIG_TRANSFER_CHUNK_COMPLETION);
+    assert_int_equal(last->status, SPRIG_STATUS_OUT_OF_RANGE);
+    /* as a server: a resource too large, and a start offset beyond the limit */
+    sprig_transfer_deinit(&F.cn);
+    settle();
+    sprig_sock *a = NULL;
+    sprig_sock_close(F.b);
+    settle();
+    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_SEQPACKET, &a, &F.b), SPRIG_STATUS_OK);
+    sprig_sock_set_callback(F.b, raw_event, NULL);
+    huge_ops = *F.sh.handler.ops;
+    huge_ops.open = huge_open;
+    huge_handler.ops = &huge_ops;
+    huge_handler.ctx = &F.sh;
+    sprig_transfer_cfg c;
+    node_cfg(&c, a, F.ssess, F.srx);
+    c.handler = &huge_handler;
+    assert_int_equal(sprig_transfer_init(&F.sn, &c), SPRIG_STATUS_OK);
+    F.sn_up = true;
+    F.raw = NULL;
+    F.ngot = 0;
+    F.sres[0].len = 10;
+    raw_start(30, 2, SPRIG_TRANSFER_DIR_READ);
+    expect_refusal(30, SPRIG_STATUS_OUT_OF_RANGE);
+    assert_int_equal(F.sres[0].busy, 0); /* opened, then closed again */
+    sprig_transfer_chunk s = {0};
+    s.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
+               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION |
+               SPRIG_TRANSFER_F_DIRECTION | SPRIG_TRANSFER_F_INITIAL_OFFSET;
+    s.type = SPRIG_TRANSFER_CHUNK_START;
+    s.desired_session_id = 31;
+    s.resource_id = 1;
+    s.protocol_version = 2;
+    s.direction = SPRIG_TRANSFER_DIR_WRITE;
+    s.initial_offset = 1ull << 32;
+    raw_send(&s);
+    settle();
+    expect_refusal(31, SPRIG_STATUS_OUT_OF_RANGE);
+    assert_int_equal(F.sn.stats.refused, 2);
+    assert_int_equal(sprig_transfer_active(&F.sn), 0);
+}
+
 /* The socket refuses a control chunk (its window is full): it goes out on WRITABLE. */
 static void test_engine_control_chunk_waits_for_socket(void **state)
 {
@@ -1074,6 +1171,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_engine_start_refusals, setup_raw, teardown),
         cmocka_unit_test_setup_teardown(test_engine_control_chunk_waits_for_socket, setup_raw,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_engine_beyond_4gib, setup_raw, teardown),
         cmocka_unit_test_setup_teardown(test_engine_min_delay_honoured, setup_slow_receiver,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_engine_init_checks, setup, teardown),

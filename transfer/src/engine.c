@@ -43,6 +43,10 @@ enum { DGRAM_DIALED = 1, DGRAM_BOUND };
 #define DEFAULT_WINDOW  4u
 #define MAX_WINDOW      255u
 #define MAX_CHUNK       0xFFFFFFu
+/* Offsets and sizes are 32-bit (the wire's window_end_offset is): a transfer ends at or below
+ * LIMIT; UINT32_MAX marks an unknown size. */
+#define SIZE_NONE UINT32_MAX
+#define LIMIT     (UINT32_MAX - 1u)
 
 typedef sprig_transfer_session session;
 typedef sprig_transfer_chunk chunk;
@@ -60,14 +64,14 @@ static void arm(session *s)
 
 /* ---- sending --------------------------------------------------------------------------------- */
 
-/* A transmit buffer for a chunk of up to `want` bytes (capped at the message size) with the
- * data's header room reserved in front.
+/* A transmit buffer for a chunk of up to `want` bytes with the data's header room reserved in
+ * front. `want` never exceeds the message size: control chunks need at most
+ * SPRIG_TRANSFER_CHUNK_TAILROOM < SPRIG_TRANSFER_MIN_MESSAGE, data chunks at most
+ * node->max_chunk + SPRIG_TRANSFER_DATA_OVERHEAD (init).
  * An empty pool counts as "would block": the socket is marked so WRITABLE follows. */
 static sprig_status tx_begin(sprig_transfer_node *n, size_t want, sprig_buf **out)
 {
-    sprig_sock *sock = n->cfg.sock;
-    size_t max = sprig_sock_max_message_size(sock);
-    sprig_status st = sprig_sock_alloc_tx_flow(sock, want < max ? want : max, out);
+    sprig_status st = sprig_sock_alloc_tx_flow(n->cfg.sock, want, out);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }
@@ -108,28 +112,38 @@ static sprig_status send_chunk(sprig_transfer_node *n, const chunk *c, const spr
     return st == SPRIG_STATUS_OK ? tx_finish(n, buf, c, to) : st;
 }
 
+/* The fields of each control chunk type (the encoder skips initial_offset when zero). */
+#define FLD(x) SPRIG_TRANSFER_F_##x
+#define F_ID   (FLD(TYPE) | FLD(SESSION_ID))
+#define F_PARM (FLD(OFFSET) | FLD(WINDOW_END_OFFSET) | FLD(MAX_CHUNK_SIZE) | FLD(MIN_DELAY))
+static const uint16_t ctl_fields[8] = {
+    [SPRIG_TRANSFER_CHUNK_START] = FLD(TYPE) | FLD(DESIRED_SESSION_ID) | FLD(RESOURCE_ID) |
+                                   FLD(PROTOCOL_VERSION) | FLD(DIRECTION) | FLD(INITIAL_OFFSET),
+    [SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT] = F_ID | F_PARM,
+    [SPRIG_TRANSFER_CHUNK_PARAMETERS_CONTINUE] = F_ID | F_PARM,
+    [SPRIG_TRANSFER_CHUNK_COMPLETION] = F_ID | FLD(STATUS),
+    [SPRIG_TRANSFER_CHUNK_COMPLETION_ACK] = F_ID,
+    [SPRIG_TRANSFER_CHUNK_START_ACK] =
+        F_ID | FLD(RESOURCE_ID) | FLD(PROTOCOL_VERSION) | FLD(INITIAL_OFFSET),
+    [SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION] = F_ID | FLD(PROTOCOL_VERSION),
+};
+
+/* Send control chunk `type` with the fields its type calls for (added to c->fields). */
+static sprig_status send_typed(sprig_transfer_node *n, chunk *c, uint32_t type,
+                               const sprig_addr *to)
+{
+    c->type = type;
+    c->fields |= ctl_fields[type];
+    return send_chunk(n, c, to);
+}
+
 /* A one-off answer outside any session (lost if the socket is busy: the peer retries). */
 static void reply(sprig_transfer_node *n, uint32_t id, uint32_t type, sprig_status status)
 {
     chunk c = {0};
-    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID;
-    c.type = type;
     c.session_id = id;
-    if (type == SPRIG_TRANSFER_CHUNK_COMPLETION) {
-        c.fields |= SPRIG_TRANSFER_F_STATUS;
-        c.status = (uint32_t)status;
-    }
-    (void)send_chunk(n, &c, &n->from);
-}
-
-static void put_params(const session *s, chunk *c)
-{
-    c->fields |= SPRIG_TRANSFER_F_OFFSET | SPRIG_TRANSFER_F_WINDOW_END_OFFSET |
-                 SPRIG_TRANSFER_F_MAX_CHUNK_SIZE | SPRIG_TRANSFER_F_MIN_DELAY;
-    c->offset = s->offset;
-    c->window_end_offset = (uint32_t)s->window_end;
-    c->max_chunk_size_bytes = s->max_chunk;
-    c->min_delay_microseconds = s->min_delay;
+    c.status = (uint32_t)status;
+    (void)send_typed(n, &c, type, &n->from);
 }
 
 /* Build the control chunk of `type` from the session's state and send it; if the socket is
@@ -137,75 +151,47 @@ static void put_params(const session *s, chunk *c)
 static void send_ctl(session *s, uint32_t type)
 {
     chunk c = {0};
-    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID;
-    c.type = type;
-    c.session_id = s->id;
-    switch (type) {
-    case SPRIG_TRANSFER_CHUNK_START:
-        c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
-                   SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION |
-                   SPRIG_TRANSFER_F_DIRECTION;
-        c.desired_session_id = s->id;
-        c.resource_id = s->resource_id;
-        c.protocol_version = SPRIG_TRANSFER_PROTOCOL_VERSION;
-        c.direction = s->sender ? SPRIG_TRANSFER_DIR_WRITE : SPRIG_TRANSFER_DIR_READ;
-        if (!s->sender) {
-            put_params(s, &c);
-        }
-        break;
-    case SPRIG_TRANSFER_CHUNK_START_ACK:
-        c.fields |= SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION;
-        c.resource_id = s->resource_id;
-        c.protocol_version = s->peer_version;
-        break;
-    case SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION:
-        c.fields |= SPRIG_TRANSFER_F_PROTOCOL_VERSION;
-        c.protocol_version = s->peer_version;
-        if (!s->sender) {
-            put_params(s, &c);
-        }
-        break;
-    case SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT:
-    case SPRIG_TRANSFER_CHUNK_PARAMETERS_CONTINUE:
-        put_params(s, &c);
-        break;
-    case SPRIG_TRANSFER_CHUNK_COMPLETION:
-        c.fields |= SPRIG_TRANSFER_F_STATUS;
-        c.status = (uint32_t)s->status;
-        break;
-    default:
-        break;
-    }
-    if (s->start != 0 &&
-        (type == SPRIG_TRANSFER_CHUNK_START || type == SPRIG_TRANSFER_CHUNK_START_ACK)) {
-        c.fields |= SPRIG_TRANSFER_F_INITIAL_OFFSET;
-        c.initial_offset = s->start;
+    c.session_id = c.desired_session_id = s->id;
+    c.resource_id = s->resource_id;
+    c.protocol_version = SPRIG_TRANSFER_PROTOCOL_VERSION;
+    c.direction = s->sender ? SPRIG_TRANSFER_DIR_WRITE : SPRIG_TRANSFER_DIR_READ;
+    c.status = (uint32_t)s->status;
+    c.initial_offset = s->start;
+    c.offset = s->offset;
+    c.window_end_offset = s->window_end;
+    c.max_chunk_size_bytes = s->max_chunk;
+    c.min_delay_microseconds = s->min_delay;
+    if (!s->sender && (type == SPRIG_TRANSFER_CHUNK_START ||
+                       type == SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION)) {
+        c.fields = F_PARM; /* a receiver opens with its window */
     }
     s->pending = 0;
-    if (send_chunk(s->node, &c, &s->peer) == SPRIG_STATUS_UNAVAILABLE) {
+    if (send_typed(s->node, &c, type, &s->peer) == SPRIG_STATUS_UNAVAILABLE) {
         s->pending = (uint8_t)(type + 1u);
     }
 }
 
 /* ---- ending ---------------------------------------------------------------------------------- */
 
-static void close_handler(session *s, sprig_status *status)
+/* Close the handler (once) with `status`; returns the transfer's result. */
+static sprig_status close_handler(session *s, sprig_status status)
 {
     if ((s->flags & FL_OPEN) == 0) {
-        return;
+        return status;
     }
     s->flags &= (uint8_t)~FL_OPEN;
-    sprig_status st = s->handler->ops->close(s->handler->ctx, s->handle, *status);
-    if (*status == SPRIG_STATUS_OK && st != SPRIG_STATUS_OK && !s->sender) {
-        *status = SPRIG_STATUS_DATA_LOSS; /* the commit failed: nothing is claimed written */
+    sprig_status st = s->handler->ops->close(s->handler->ctx, s->handle, status);
+    if (status == SPRIG_STATUS_OK && st != SPRIG_STATUS_OK && !s->sender) {
+        status = SPRIG_STATUS_DATA_LOSS; /* the commit failed: nothing is claimed written */
     }
+    return status;
 }
 
 /* The transfer is over: release the session, then tell the owner. */
 static void finish(session *s, sprig_status status)
 {
     sprig_transfer_node *n = s->node;
-    close_handler(s, &status);
+    status = close_handler(s, status);
     sprig_timer_stop(n->cfg.loop, &s->timer);
     sprig_transfer_done_fn done = s->done;
     void *user = s->user;
@@ -222,7 +208,7 @@ static void finish(session *s, sprig_status status)
 /* We end the transfer: tell the peer and wait for its COMPLETION_ACK. */
 static void end(session *s, sprig_status status)
 {
-    close_handler(s, &status);
+    status = close_handler(s, status);
     s->status = status;
     s->state = ST_ENDING;
     s->retries = 0;
@@ -232,11 +218,12 @@ static void end(session *s, sprig_status status)
 
 /* ---- the sender ------------------------------------------------------------------------------ */
 
-static void progress(session *s, uint64_t at)
+static void progress(session *s, uint32_t at)
 {
     if (s->progress != NULL) {
         s->progress(s->node, s->id, at - s->start,
-                    s->size == SPRIG_TRANSFER_SIZE_UNKNOWN ? s->size : s->size - s->start, s->user);
+                    s->size == SIZE_NONE ? SPRIG_TRANSFER_SIZE_UNKNOWN : s->size - s->start,
+                    s->user);
     }
 }
 
@@ -244,8 +231,8 @@ static void progress(session *s, uint64_t at)
 static bool send_data(session *s)
 {
     sprig_transfer_node *n = s->node;
-    uint64_t room = s->window_end - s->offset;
-    size_t len = room < s->max_chunk ? (size_t)room : s->max_chunk;
+    uint32_t room = s->window_end - s->offset;
+    size_t len = room < s->max_chunk ? room : s->max_chunk;
     sprig_buf *buf = NULL;
     sprig_status st = tx_begin(n, len + SPRIG_TRANSFER_DATA_OVERHEAD, &buf);
     if (st != SPRIG_STATUS_OK) {
@@ -277,12 +264,11 @@ static bool send_data(session *s)
     c.session_id = s->id;
     c.offset = s->offset;
     uint32_t crc = s->crc;
-    uint64_t end_at = s->offset + got;
+    uint32_t end_at = s->offset + (uint32_t)got;
     if (s->crc_end >= s->offset && s->crc_end < end_at) {
-        crc = sprig_transfer_crc32(crc, dst + (s->crc_end - s->offset),
-                                   (size_t)(end_at - s->crc_end));
+        crc = sprig_transfer_crc32(crc, dst + (s->crc_end - s->offset), end_at - s->crc_end);
     }
-    if (s->size != SPRIG_TRANSFER_SIZE_UNKNOWN) {
+    if (s->size != SIZE_NONE) {
         c.fields |= SPRIG_TRANSFER_F_REMAINING_BYTES;
         c.remaining_bytes = s->size - end_at;
         if (c.remaining_bytes == 0) {
@@ -339,7 +325,7 @@ static void apply_params(session *s, const chunk *c)
 {
     if ((c->fields & SPRIG_TRANSFER_F_WINDOW_END_OFFSET) != 0 &&
         c->window_end_offset > s->window_end) {
-        s->window_end = c->window_end_offset;
+        s->window_end = c->window_end_offset < LIMIT ? c->window_end_offset : LIMIT;
     }
     if ((c->fields & SPRIG_TRANSFER_F_MAX_CHUNK_SIZE) != 0 && c->max_chunk_size_bytes != 0) {
         s->max_chunk = c->max_chunk_size_bytes < s->node->max_chunk ? c->max_chunk_size_bytes
@@ -363,8 +349,8 @@ static void sender_params(session *s, const chunk *c)
             end(s, SPRIG_STATUS_INTERNAL); /* asks for bytes never sent or before the start */
             return;
         }
-        s->offset = off;
-        s->window_end = off;            /* the new window replaces the old one */
+        s->offset = (uint32_t)off;
+        s->window_end = (uint32_t)off;  /* the new window replaces the old one */
         s->flags &= (uint8_t)~FL_FINAL; /* from `off` on, everything (again) */
     }
     apply_params(s, c);
@@ -377,8 +363,7 @@ static void sender_params(session *s, const chunk *c)
 
 static void grow_window(session *s)
 {
-    uint64_t end_at = s->offset + s->window;
-    s->window_end = end_at > UINT32_MAX ? UINT32_MAX : end_at;
+    s->window_end = s->window < UINT32_MAX - s->offset ? s->offset + s->window : UINT32_MAX;
 }
 
 /* The window becomes `k` chunks (1..MAX_WINDOW); a new loss-free round starts. */
@@ -386,7 +371,7 @@ static void set_cwnd(session *s, unsigned k)
 {
     s->cwnd = (uint8_t)k;
     s->window = s->cwnd * s->max_chunk;
-    s->round_end = (uint32_t)(s->offset + s->window);
+    s->round_end = s->offset + s->window;
 }
 
 /* DGRAM: a gap or a timeout means loss: halve the window, grow additively from here on. */
@@ -413,6 +398,12 @@ static void receiver_data(session *s, const chunk *c)
         return;
     }
     s->flags &= (uint8_t)~FL_RECOVERY;
+    uint32_t room = LIMIT - s->offset; /* bytes that may still arrive */
+    if (c->data_len > room || ((c->fields & SPRIG_TRANSFER_F_REMAINING_BYTES) != 0 &&
+                               c->remaining_bytes > room - c->data_len)) {
+        end(s, SPRIG_STATUS_OUT_OF_RANGE); /* the transfer would end beyond 4 GiB */
+        return;
+    }
     if (c->data_len > 0) {
         sprig_status st =
             s->handler->ops->write(s->handler->ctx, s->handle, s->offset, c->data, c->data_len);
@@ -421,10 +412,10 @@ static void receiver_data(session *s, const chunk *c)
             return;
         }
         s->crc = sprig_transfer_crc32(s->crc, c->data, c->data_len);
-        s->offset += c->data_len;
+        s->offset += (uint32_t)c->data_len;
     }
     if ((c->fields & SPRIG_TRANSFER_F_REMAINING_BYTES) != 0) {
-        s->size = s->offset + c->remaining_bytes;
+        s->size = s->offset + (uint32_t)c->remaining_bytes;
     }
     progress(s, s->offset);
     if (!s->in_use || s->state != ST_DATA) {
@@ -438,8 +429,8 @@ static void receiver_data(session *s, const chunk *c)
         end(s, st); /* closes the handler: commit (OK) or discard */
         return;
     }
-    if (IS_DGRAM(s->node) && (uint32_t)s->offset >= s->round_end) { /* a window without loss */
-        unsigned k = s->cwnd * 2u; /* slow start, up to the threshold */
+    if (IS_DGRAM(s->node) && s->offset >= s->round_end) { /* a window without loss */
+        unsigned k = s->cwnd * 2u;                        /* slow start, up to the threshold */
         if (s->cwnd >= s->ssthresh) {
             k = s->cwnd + (s->cwnd < MAX_WINDOW); /* then one chunk per window */
         } else if (k > s->ssthresh) {
@@ -447,7 +438,8 @@ static void receiver_data(session *s, const chunk *c)
         }
         set_cwnd(s, k);
     }
-    if (s->offset + s->window / 2u >= s->window_end) { /* half the window consumed */
+    if (s->offset >= s->window_end ||
+        s->window_end - s->offset <= s->window / 2u) { /* half the window consumed */
         grow_window(s);
         send_ctl(s, SPRIG_TRANSFER_CHUNK_PARAMETERS_CONTINUE);
     }
@@ -521,13 +513,16 @@ static bool from_peer(const sprig_transfer_node *n, const session *s)
     return !IS_BOUND(n) || memcmp(&s->peer, &n->from, sizeof(s->peer)) == 0;
 }
 
-/* A session in use (used = 1) or ended (0) with this id (client < 0: either role); with `peer`,
- * on a bound socket only one with the address the current chunk came from. */
-static session *find_as(sprig_transfer_node *n, uint32_t id, int client, bool peer, uint8_t used)
+/* find() keys: in_use | client << 8. */
+enum { K_ENDED = 0x000 /* a session we served, ended */, K_SERVED = 0x001, K_OURS = 0x101 };
+
+/* The session with this id and key; with `peer`, on a bound socket only one with the address
+ * the current chunk came from. */
+static session *find(sprig_transfer_node *n, uint32_t id, unsigned key, bool peer)
 {
     for (size_t i = 0; i < n->cfg.max_sessions; i++) {
         session *s = &n->cfg.sessions[i];
-        if (s->in_use == used && s->id == id && (client < 0 || s->client == (uint8_t)client) &&
+        if ((s->in_use | (unsigned)s->client << 8) == key && s->id == id &&
             (!peer || from_peer(n, s))) {
             return s;
         }
@@ -535,22 +530,17 @@ static session *find_as(sprig_transfer_node *n, uint32_t id, int client, bool pe
     return NULL;
 }
 
-static session *find(sprig_transfer_node *n, uint32_t id, int client, bool peer)
-{
-    return find_as(n, id, client, peer, 1);
-}
-
 /* A chunk's session: our client sessions first, then the ones we serve (docs/transfer.md). */
 static session *lookup(sprig_transfer_node *n, uint32_t id, bool peer)
 {
-    session *s = find(n, id, 1, peer);
-    return s != NULL ? s : find(n, id, 0, peer);
+    session *s = find(n, id, K_OURS, peer);
+    return s != NULL ? s : find(n, id, K_SERVED, peer);
 }
 
 /* DGRAM: the peer's session `id` ended here lately, so its START is a late copy. */
 static bool ended_lately(sprig_transfer_node *n, uint32_t id)
 {
-    session *s = IS_DGRAM(n) ? find_as(n, id, 0, true, 0) : NULL;
+    session *s = IS_DGRAM(n) ? find(n, id, K_ENDED, true) : NULL;
     return s != NULL && sprig_loop_now(n->cfg.loop) - s->next_send < (n->cfg.chunk_timeout << 4);
 }
 
@@ -566,30 +556,36 @@ static session *take(sprig_transfer_node *n)
             s->min_delay = n->cfg.min_delay_us;
             s->window = n->cfg.window_chunks * n->max_chunk;
             s->ssthresh = (uint8_t)n->cfg.window_chunks;
-            s->size = SPRIG_TRANSFER_SIZE_UNKNOWN;
-            s->peer_version = SPRIG_TRANSFER_PROTOCOL_VERSION;
+            s->size = SIZE_NONE;
             return s;
         }
     }
     return NULL;
 }
 
-/* Open the handler and fill in the data-phase starting point. */
+/* Open the handler and fill in the data-phase starting point. OUT_OF_RANGE for a start or a
+ * resource beyond LIMIT. */
 static sprig_status open_session(session *s, uint32_t id, uint64_t offset)
 {
     uint64_t size = SPRIG_TRANSFER_SIZE_UNKNOWN;
     sprig_transfer_access acc =
         s->sender ? SPRIG_TRANSFER_ACCESS_READ : SPRIG_TRANSFER_ACCESS_WRITE;
+    if (offset > LIMIT) {
+        return SPRIG_STATUS_OUT_OF_RANGE;
+    }
     sprig_status st = s->handler->ops->open(s->handler->ctx, id, acc, offset, &s->handle, &size);
     if (st != SPRIG_STATUS_OK) {
         return st;
     }
     s->flags |= FL_OPEN;
-    s->start = s->offset = s->crc_end = s->high = s->last_chunk = offset;
-    s->window_end = offset;
+    s->start = s->offset = s->crc_end = s->high = s->last_chunk = (uint32_t)offset;
+    s->window_end = (uint32_t)offset;
     if (s->sender) {
-        s->size = size;
-        s->min_delay = 0; /* until the receiver says otherwise */
+        if (size + 1u > SIZE_NONE) { /* known (UINT64_MAX + 1 is 0) and beyond LIMIT */
+            return close_handler(s, SPRIG_STATUS_OUT_OF_RANGE);
+        }
+        s->size = (uint32_t)size; /* SPRIG_TRANSFER_SIZE_UNKNOWN becomes SIZE_NONE */
+        s->min_delay = 0;         /* until the receiver says otherwise */
     } else {
         if (IS_DGRAM(s->node)) {
             set_cwnd(s, 1); /* slow start */
@@ -608,7 +604,7 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
         n->stats.dropped++;
         return;
     }
-    session *s = find(n, id, 0, true);
+    session *s = find(n, id, K_SERVED, true);
     if (s != NULL) { /* a repeated START: our START_ACK was slow */
         if (s->state == ST_ACK_SENT) {
             send_ctl(s, SPRIG_TRANSFER_CHUNK_START_ACK);
@@ -623,7 +619,7 @@ static void on_start(sprig_transfer_node *n, const chunk *c)
      * contradicts an implied direction is malformed. */
     uint32_t implied = n->cfg.implied_direction;
     uint32_t dir = (c->fields & SPRIG_TRANSFER_F_DIRECTION) != 0 ? c->direction : implied;
-    if (find(n, id, 1, true) != NULL) {
+    if (find(n, id, K_OURS, true) != NULL) {
         st = SPRIG_STATUS_ALREADY_EXISTS; /* both ends picked the same id */
     } else if (c->protocol_version < SPRIG_TRANSFER_PROTOCOL_VERSION) {
         st = SPRIG_STATUS_UNIMPLEMENTED;
@@ -710,11 +706,8 @@ static void on_chunk(sprig_transfer_node *n, const chunk *c)
         if (s->state != ST_START_SENT) {
             return;
         }
-        if (c->initial_offset != s->start) {
-            end(s, SPRIG_STATUS_UNIMPLEMENTED); /* the peer cannot start where we asked */
-            return;
-        }
-        if ((c->fields & SPRIG_TRANSFER_F_PROTOCOL_VERSION) == 0 ||
+        /* the peer cannot start where we asked, or speaks an older version (0: absent) */
+        if (c->initial_offset != s->start ||
             c->protocol_version < SPRIG_TRANSFER_PROTOCOL_VERSION) {
             end(s, SPRIG_STATUS_UNIMPLEMENTED);
             return;
@@ -827,10 +820,10 @@ sprig_status sprig_transfer_init(sprig_transfer_node *node, const sprig_transfer
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     sprig_sock_type type = sprig_sock_type_of(cfg->sock);
+    size_t max = sprig_sock_max_message_size(cfg->sock);
     if ((type != SPRIG_SOCK_SEQPACKET &&
          (type != SPRIG_SOCK_DGRAM || !SPRIG_CONFIG_TRANSFER_DGRAM)) ||
-        cfg->rx_cap < sprig_sock_max_message_size(cfg->sock) ||
-        sprig_sock_max_message_size(cfg->sock) < SPRIG_TRANSFER_MIN_MESSAGE) {
+        cfg->rx_cap < max || max < SPRIG_TRANSFER_MIN_MESSAGE) {
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     node->cfg = *cfg;
@@ -848,13 +841,11 @@ sprig_status sprig_transfer_init(sprig_transfer_node *node, const sprig_transfer
     c->window_chunks = c->window_chunks == 0           ? DEFAULT_WINDOW
                        : c->window_chunks > MAX_WINDOW ? MAX_WINDOW
                                                        : c->window_chunks;
-    size_t max = sprig_sock_max_message_size(cfg->sock) - SPRIG_TRANSFER_DATA_OVERHEAD;
+    max -= SPRIG_TRANSFER_DATA_OVERHEAD;
     max = max < MAX_CHUNK ? max : MAX_CHUNK;
     node->max_chunk = (c->max_chunk != 0 && c->max_chunk < max) ? c->max_chunk : (uint32_t)max;
     node->next_id = c->first_session_id != 0 ? c->first_session_id : 1u;
-    for (size_t i = 0; i < c->max_sessions; i++) {
-        memset(&c->sessions[i], 0, sizeof(c->sessions[i]));
-    }
+    memset(c->sessions, 0, c->max_sessions * sizeof(*c->sessions));
     node->ready = 1;
     sprig_sock_set_callback(cfg->sock, on_sock, node);
     return SPRIG_STATUS_OK;
@@ -890,7 +881,7 @@ static sprig_status start(sprig_transfer_node *n, const sprig_transfer_opts *o, 
     }
     do {
         s->id = n->next_id++;
-    } while (s->id == 0 || find(n, s->id, 1, false) != NULL);
+    } while (s->id == 0 || find(n, s->id, K_OURS, false) != NULL);
     s->client = 1;
     s->sender = write;
     s->resource_id = o->resource_id;
@@ -900,8 +891,7 @@ static sprig_status start(sprig_transfer_node *n, const sprig_transfer_opts *o, 
     s->user = o->user;
     sprig_status st = open_session(s, o->local_id, o->initial_offset);
     if (st != SPRIG_STATUS_OK) {
-        s->in_use = 0;
-        return st;
+        return st; /* the session stays free */
     }
     s->state = ST_START_SENT;
     *out_id = s->id;

@@ -215,35 +215,9 @@ typedef void (*sprig_transfer_progress_fn)(sprig_transfer_node *node, uint32_t s
 typedef void (*sprig_transfer_done_fn)(sprig_transfer_node *node, uint32_t session_id,
                                        sprig_status status, void *user);
 
-/* One transfer's state. Caller storage in the node's pool; private. */
+/* One transfer's state. Caller storage in the node's pool; private. Small fields first: a
+ * Cortex-M0+ reaches bytes only at offsets 0..31 and words at 0..124 in one instruction. */
 typedef struct sprig_transfer_session {
-    sprig_transfer_node *node;
-    sprig_timer timer;
-    void *handle; /* the handler's */
-    sprig_transfer_progress_fn progress;
-    sprig_transfer_done_fn done;
-    void *user;
-    const sprig_transfer_handler *handler;
-    uint64_t offset;      /* sender: next byte to send; receiver: next byte expected */
-    uint64_t window_end;  /* sender may send up to (not including) this offset */
-    uint64_t size;        /* sender: total size or SPRIG_TRANSFER_SIZE_UNKNOWN */
-    uint64_t start;       /* initial_offset */
-    uint64_t crc_end;     /* sender: bytes [start, crc_end) are in crc */
-    uint64_t high;        /* sender: highest offset sent (progress) */
-    uint64_t last_chunk;  /* sender: offset of the last chunk sent (re-sent on timeout) */
-    sprig_time next_send; /* sender: no data before this (min_delay) */
-    uint32_t id;
-    uint32_t resource_id;
-    uint32_t max_chunk;
-    uint32_t min_delay; /* µs between data chunks (the receiver's wish) */
-    uint32_t window;    /* receiver: window size in bytes */
-    uint32_t crc;
-    uint32_t peer_version;
-    sprig_status status; /* final status once completing */
-    sprig_addr peer;     /* bound DGRAM socket: the peer's address */
-    uint32_t round_end;  /* DGRAM receiver: a loss-free window ends here (then it grows) */
-    uint8_t cwnd;        /* DGRAM receiver: window in chunks (slow start, halve on loss) */
-    uint8_t ssthresh;    /* DGRAM receiver: doubling stops here, then +1 chunk per window */
     uint8_t in_use;
     uint8_t client;  /* 1: we opened it */
     uint8_t sender;  /* 1: data flows from us */
@@ -251,6 +225,33 @@ typedef struct sprig_transfer_session {
     uint8_t pending; /* a control chunk waiting for the socket (type + 1), 0: none */
     uint8_t retries;
     uint8_t flags;
+    uint8_t cwnd;        /* DGRAM receiver: window in chunks (slow start, halve on loss) */
+    uint8_t ssthresh;    /* DGRAM receiver: doubling stops here, then +1 chunk per window */
+    sprig_status status; /* final status once completing */
+    uint32_t id;
+    /* Offsets are 32-bit: window_end_offset is on the wire, so transfers end below 4 GiB. */
+    uint32_t offset;     /* sender: next byte to send; receiver: next byte expected */
+    uint32_t window_end; /* sender may send up to (not including) this offset */
+    uint32_t size;       /* total size, UINT32_MAX: unknown */
+    uint32_t start;      /* initial_offset */
+    uint32_t crc_end;    /* sender: bytes [start, crc_end) are in crc */
+    uint32_t high;       /* sender: highest offset sent (progress) */
+    uint32_t last_chunk; /* sender: offset of the last chunk sent (re-sent on timeout) */
+    uint32_t resource_id;
+    uint32_t max_chunk;
+    uint32_t min_delay; /* µs between data chunks (the receiver's wish) */
+    uint32_t window;    /* receiver: window size in bytes */
+    uint32_t crc;
+    uint32_t round_end; /* DGRAM receiver: a loss-free window ends here (then it grows) */
+    sprig_transfer_node *node;
+    void *handle; /* the handler's */
+    sprig_transfer_progress_fn progress;
+    sprig_transfer_done_fn done;
+    void *user;
+    const sprig_transfer_handler *handler;
+    sprig_time next_send; /* sender: no data before this (min_delay) */
+    sprig_timer timer;
+    sprig_addr peer; /* bound DGRAM socket: the peer's address */
 } sprig_transfer_session;
 
 typedef struct sprig_transfer_cfg {
@@ -294,15 +295,15 @@ typedef struct sprig_transfer_stats {
 } sprig_transfer_stats;
 
 struct sprig_transfer_node {
-    sprig_transfer_cfg cfg;
-    sprig_transfer_stats stats;
-    uint32_t next_id;
-    uint32_t max_chunk; /* derived */
-    sprig_addr from;    /* bound DGRAM socket: the sender of the chunk being handled */
     uint8_t want_write; /* a send met UNAVAILABLE: flush on WRITABLE */
     uint8_t dead;       /* the socket is closed */
     uint8_t ready;
     uint8_t dgram; /* 0: SEQPACKET, DGRAM_DIALED or DGRAM_BOUND (private) */
+    uint32_t next_id;
+    uint32_t max_chunk; /* derived */
+    sprig_transfer_stats stats;
+    sprig_transfer_cfg cfg;
+    sprig_addr from; /* bound DGRAM socket: the sender of the chunk being handled */
 };
 
 /* INVALID_ARGUMENT for missing storage, a socket that is neither SEQPACKET nor DGRAM (nor DGRAM
@@ -331,7 +332,9 @@ typedef struct sprig_transfer_opts {
 
 /* Start downloading the peer's resource (read) or uploading to it (write). On OK *session_id
  * names the transfer and its done callback will run exactly once. RESOURCE_EXHAUSTED with no
- * free session; the local handler's open status if it refuses; FAILED_PRECONDITION if the
+ * free session; OUT_OF_RANGE for an initial_offset beyond 0xFFFFFFFE (offsets are 32-bit, as the
+ * wire's window_end_offset: a transfer that would end beyond it, in either role, ends with
+ * OUT_OF_RANGE); the local handler's open status if it refuses; FAILED_PRECONDITION if the
  * socket is closed; UNIMPLEMENTED on a bound DGRAM socket (it only serves: it has no peer to
  * start with); UNAVAILABLE is never returned (a blocked socket just delays the START). */
 sprig_status sprig_transfer_read(sprig_transfer_node *node, const sprig_transfer_opts *opts,
