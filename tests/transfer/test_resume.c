@@ -31,6 +31,7 @@ typedef struct store {
     size_t len;     /* committed content */
     size_t durable; /* bytes [0, durable) written and kept, committed or not */
     uint8_t busy;   /* 1: reading, 2: writing */
+    bool lenient;   /* a read may open at any offset (its read op then fails) */
     unsigned commits, closes;
     sprig_status close_status;
     uint64_t read_bytes, read_min; /* bytes the read op gave out; lowest offset asked for */
@@ -93,7 +94,8 @@ static sprig_status st_open(void *ctx, uint32_t id, sprig_transfer_access access
     }
     /* as sprig_transfer_mem_handler: no start beyond the content (a write: beyond the kept
      * bytes; those after the offset are written again) */
-    if (offset > (access == SPRIG_TRANSFER_ACCESS_READ ? s->len : s->durable)) {
+    if (offset > (access == SPRIG_TRANSFER_ACCESS_READ ? s->len : s->durable) &&
+        !(s->lenient && access == SPRIG_TRANSFER_ACCESS_READ)) {
         return SPRIG_STATUS_UNIMPLEMENTED;
     }
     if (access == SPRIG_TRANSFER_ACCESS_WRITE) {
@@ -575,6 +577,19 @@ static void test_resume_beyond_end(void **state)
     assert_int_equal(F.srv.n.stats.refused, 2);
     assert_int_equal(F.srv.st.commits, 0);
     assert_int_equal(F.srv.st.durable, 1000);
+    /* a server handler that lets a read open beyond its content: its read op fails there, and
+     * the engine ends the transfer with DATA_LOSS on both sides */
+    F.srv.st.lenient = true;
+    F.cli.st.durable = RES_SIZE;
+    assert_int_equal(start(false, RES_SIZE - 999), SPRIG_STATUS_OK);
+    drive();
+    assert_int_equal(F.cli.ndone, 3);
+    assert_int_equal(F.cli.status, SPRIG_STATUS_DATA_LOSS);
+    assert_int_equal(F.srv.ndone, 1);
+    assert_int_equal(F.srv.status, SPRIG_STATUS_DATA_LOSS);
+    assert_int_equal(F.srv.st.read_min, RES_SIZE - 999);
+    assert_int_equal(F.cli.st.commits, 0);
+    assert_int_equal(F.cli.st.close_status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.cli.st.read_bytes, 0);
     assert_int_equal(F.srv.st.read_bytes, 0);
     assert_int_equal(F.wire_data, 0);
