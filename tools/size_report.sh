@@ -6,7 +6,8 @@
 # For every libsprig_*.a under BUILD_DIR: text/data/bss per object file and in total
 # (arm-none-eabi-size -t), then a summary per library. Fails (exit 1) if any object in those
 # libraries references a heap allocator (malloc, calloc, realloc, free, or their newlib
-# reentrant forms and friends; arm-none-eabi-nm -u): portable code never allocates.
+# reentrant forms and friends; arm-none-eabi-nm -u): portable code never allocates. Then the
+# issues' size targets (netstack, transfer engine, RPC server and client) with met / NOT met.
 # Finally the largest stack frames from the -fstack-usage files (*.su) of the build.
 # Env: SPRIG_CROSS_PREFIX (default arm-none-eabi-), SPRIG_STACK_TOP (default 10).
 set -euo pipefail
@@ -66,6 +67,37 @@ for row in "${summary_rows[@]}"; do
 done
 printf '%-28s %8d %8d %8d %8d %8d\n' "all" "$total_text" "$total_data" "$total_bss" \
     $((total_text + total_data)) $((total_data + total_bss))
+
+# The issues' size targets (Cortex-M0+ text of named parts; static RAM = data + bss). Reported,
+# never failing: the numbers are what matters.
+printf '\n== size targets (text bytes; "KB" read as 1000 bytes)\n'
+printf '%-52s %8s %8s %8s  %s\n' part text ram target result
+# part name | library | objects | target text
+targets=(
+    "netstack: network layer + DGRAM + STREAM + serial|libsprig_netstack.a|wire.c.obj node.c.obj dgram.c.obj stream.c.obj serial.c.obj|12000"
+    "transfer engine|libsprig_transfer.a|engine.c.obj|4000"
+    "rpc server|libsprig_rpc.a|server.c.obj|4000"
+    "rpc client|libsprig_rpc.a|client.c.obj|4000"
+)
+for row in "${targets[@]}"; do
+    IFS='|' read -r part libname objs limit <<<"$row"
+    lib=""
+    for l in "${libs[@]}"; do
+        [[ $(basename "$l") == "$libname" ]] && lib=$l
+    done
+    if [[ -z $lib ]]; then
+        printf '%-52s %8s %8s %8s  %s\n' "$part" - - "$limit" "not built"
+        continue
+    fi
+    read -r text ram < <("$size_tool" -B "$lib" | awk -v want=" $objs " '
+        NR > 1 {
+            obj = $6; sub(/ \(ex .*\)$/, "", obj)
+            if (index(want, " " obj " ") > 0) { t += $1; r += $2 + $3; n++ }
+        }
+        END { printf "%d %d\n", t, r }')
+    result=$([[ $text -lt $limit ]] && echo met || echo "NOT met")
+    printf '%-52s %8d %8d %8s  %s\n' "$part" "$text" "$ram" "< $limit" "$result"
+done
 
 # Heap allocation check.
 printf '\n== heap allocation check (%s -u)\n' "$nm_tool"
