@@ -94,3 +94,37 @@ expect_error() {
     grep -q -- "$want" <<<"$out" || fail "$name: expected '$want' in: $out"
     echo "$name: $(head -n 1 <<<"$out")"
 }
+
+# start_relay NAME ARGS...: tools/lossy_relay.py ARGS in the background (its pid in $rpid, its
+# ready line in $dir/NAME.out, its counters in $dir/NAME.log once stopped); waits for the ready
+# line. Returns 1 when there is no Python 3 to run it.
+start_relay() {
+    local name=$1 py=${SPRIG_PYTHON:-python3}
+    shift
+    command -v "$py" >/dev/null 2>&1 || return 1
+    "$py" "$(dirname "${BASH_SOURCE[0]}")/../../tools/lossy_relay.py" "$@" \
+        >"$dir/$name.out" 2>"$dir/$name.log" &
+    rpid=$!
+    pids+=($rpid)
+    (timeout 600 tail --pid="$rpid" -f /dev/null || kill -9 "$rpid" 2>/dev/null) &
+    pids+=($!)
+    wait_for "$dir/$name.out" "^lossy_relay: " 20 || fail "$name: the relay did not start"
+}
+
+# relay_count NAME DIRECTION COUNTER: a counter the stopped relay printed (0 when absent)
+relay_count() {
+    local v
+    v=$(grep -- "$2:" "$dir/$1.log" | grep -o -- " $3=[0-9]*" | head -n 1 | cut -d= -f2)
+    echo "${v:-0}"
+}
+
+# expect_faults NAME DIRECTION COUNTER...: each COUNTER of the stopped relay is > 0, so that a
+# test over a "lossy" line cannot pass because the relay injected nothing
+expect_faults() {
+    local name=$1 direction=$2 c
+    shift 2
+    for c in "$@"; do
+        [ "$(relay_count "$name" "$direction" "$c")" -gt 0 ] ||
+            fail "$name: no $c in direction $direction: $(cat "$dir/$name.log")"
+    done
+}
