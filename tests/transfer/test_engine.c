@@ -90,7 +90,7 @@ static void on_progress(sprig_transfer_node *node, uint32_t id, uint64_t done, u
 static void node_cfg(sprig_transfer_cfg *c, sprig_sock *sock, sprig_transfer_session *sess,
                      uint8_t *rx)
 {
-    *c = xfer_node_cfg(&F.env, sock, sess, NSESS, rx, MAX_MSG);
+    *c = xfer_node_cfg(&F.env.loop, sock, sess, NSESS, rx, MAX_MSG);
     c->on_progress = on_progress;
     c->on_done = on_done;
 }

@@ -105,12 +105,13 @@ void xfer_mem_resources_idle(const sprig_transfer_mem_resource *r, size_t n)
     }
 }
 
-sprig_transfer_cfg xfer_node_cfg(xfer_env *e, sprig_sock *sock, sprig_transfer_session *sessions,
-                                 size_t max_sessions, uint8_t *rx, size_t rx_cap)
+sprig_transfer_cfg xfer_node_cfg(sprig_loop *loop, sprig_sock *sock,
+                                 sprig_transfer_session *sessions, size_t max_sessions, uint8_t *rx,
+                                 size_t rx_cap)
 {
     sprig_transfer_cfg c;
     memset(&c, 0, sizeof(c));
-    c.loop = &e->loop;
+    c.loop = loop;
     c.sock = sock;
     c.sessions = sessions;
     c.max_sessions = max_sessions;

@@ -66,8 +66,9 @@ void xfer_mem_resources(sprig_transfer_mem_resource *r, size_t n, uint8_t *store
 /* Check that none of the n resources is busy. */
 void xfer_mem_resources_idle(const sprig_transfer_mem_resource *r, size_t n);
 
-/* A node config on e's loop: sock, sessions, rx buffer; the rest zero (callbacks, handler). */
-sprig_transfer_cfg xfer_node_cfg(xfer_env *e, sprig_sock *sock, sprig_transfer_session *sessions,
-                                 size_t max_sessions, uint8_t *rx, size_t rx_cap);
+/* A node config: loop, sock, sessions, rx buffer; the rest zero (callbacks, handler). */
+sprig_transfer_cfg xfer_node_cfg(sprig_loop *loop, sprig_sock *sock,
+                                 sprig_transfer_session *sessions, size_t max_sessions, uint8_t *rx,
+                                 size_t rx_cap);
 
 #endif /* SPRIG_TESTS_XFER_FIXTURE_H */
