@@ -372,28 +372,14 @@ static void on_signal(sprig_os_fd *watch, uint32_t events)
 static void on_server_event(const sprig_transfer_server_info *info, void *user)
 {
     server *s = user;
-    switch (info->event) {
-    case SPRIG_TRANSFER_SERVER_OPENED:
-    case SPRIG_TRANSFER_SERVER_CLOSED:
-        if (s->verbose) {
-            printf("%s: connection %lu %s\n", PROG, info->conn,
-                   info->event == SPRIG_TRANSFER_SERVER_OPENED ? "opened" : "closed");
-            fflush(stdout);
-        }
-        break;
-    case SPRIG_TRANSFER_SERVER_DONE:
-        if (s->verbose) {
-            printf("%s: connection %lu session %" PRIu32 ": %s\n", PROG, info->conn,
-                   info->session_id, sprig_status_str(info->status));
-            fflush(stdout);
-        }
-        break;
-    case SPRIG_TRANSFER_SERVER_ERROR:
-        break; /* a failed accept: the device goes on serving the others */
-    case SPRIG_TRANSFER_SERVER_LISTENER_CLOSED:
-        fprintf(stderr, "%s: listener closed: %s\n", PROG, sprig_status_str(info->status));
+    char line[160];
+    sprig_transfer_server_describe(info, line, sizeof(line));
+    if (info->event == SPRIG_TRANSFER_SERVER_LISTENER_CLOSED) {
+        fprintf(stderr, "%s: %s\n", PROG, line);
         sprig_loop_stop(&s->ol.loop);
-        break;
+    } else if (info->event != SPRIG_TRANSFER_SERVER_ERROR && s->verbose) {
+        printf("%s: %s\n", PROG, line); /* a failed accept: the device goes on serving */
+        fflush(stdout);
     }
 }
 

@@ -274,12 +274,41 @@ static void test_server_refusals(void **state)
     assert_int_equal(E.xs.cfg.max_sessions, 8);
 }
 
+static void test_server_describe(void **state)
+{
+    (void)state;
+    char line[64];
+    sprig_transfer_server_info i = {SPRIG_TRANSFER_SERVER_OPENED, 3, 0, SPRIG_STATUS_OK, NULL};
+    sprig_transfer_server_describe(&i, line, sizeof(line));
+    assert_string_equal(line, "connection 3 opened");
+    i.event = SPRIG_TRANSFER_SERVER_DONE;
+    i.session_id = 0x40000001u;
+    i.status = SPRIG_STATUS_DATA_LOSS;
+    sprig_transfer_server_describe(&i, line, sizeof(line));
+    assert_string_equal(line, "connection 3 session 1073741825: DATA_LOSS");
+    i.event = SPRIG_TRANSFER_SERVER_CLOSED;
+    sprig_transfer_server_describe(&i, line, sizeof(line));
+    assert_string_equal(line, "connection 3 closed");
+    i.event = SPRIG_TRANSFER_SERVER_ERROR;
+    i.what = "accept";
+    i.status = SPRIG_STATUS_RESOURCE_EXHAUSTED;
+    sprig_transfer_server_describe(&i, line, sizeof(line));
+    assert_string_equal(line, "accept: RESOURCE_EXHAUSTED");
+    i.event = SPRIG_TRANSFER_SERVER_LISTENER_CLOSED;
+    i.status = SPRIG_STATUS_ABORTED;
+    sprig_transfer_server_describe(&i, line, sizeof(line));
+    assert_string_equal(line, "listener closed: ABORTED");
+    sprig_transfer_server_describe(&i, line, 9); /* cut, terminated */
+    assert_string_equal(line, "listener");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_server_unix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_udp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_refusals, setup, teardown),
+        cmocka_unit_test(test_server_describe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

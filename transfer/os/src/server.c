@@ -2,7 +2,9 @@
  * server.c — sprig_transfer_server: a handler served on listening and DGRAM sockets (see
  * sprig/transfer_os.h). Host code: one malloc'd node per connection.
  */
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,4 +187,27 @@ void sprig_transfer_server_deinit(sprig_transfer_server *s)
     }
     s->nsocks = 0;
     s->up = false;
+}
+
+void sprig_transfer_server_describe(const sprig_transfer_server_info *info, char *out, size_t cap)
+{
+    const char *st = sprig_status_str(info->status);
+    switch (info->event) {
+    case SPRIG_TRANSFER_SERVER_OPENED:
+        snprintf(out, cap, "connection %lu opened", info->conn);
+        break;
+    case SPRIG_TRANSFER_SERVER_DONE:
+        snprintf(out, cap, "connection %lu session %" PRIu32 ": %s", info->conn, info->session_id,
+                 st);
+        break;
+    case SPRIG_TRANSFER_SERVER_CLOSED:
+        snprintf(out, cap, "connection %lu closed", info->conn);
+        break;
+    case SPRIG_TRANSFER_SERVER_ERROR:
+        snprintf(out, cap, "%s: %s", info->what != NULL ? info->what : "error", st);
+        break;
+    default:
+        snprintf(out, cap, "listener closed: %s", st);
+        break;
+    }
 }

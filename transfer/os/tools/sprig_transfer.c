@@ -203,30 +203,17 @@ typedef struct server {
 static void on_server_event(const sprig_transfer_server_info *info, void *user)
 {
     server *s = user;
-    switch (info->event) {
-    case SPRIG_TRANSFER_SERVER_OPENED:
-    case SPRIG_TRANSFER_SERVER_CLOSED:
-        if (s->verbose) {
-            printf("%s: connection %lu %s\n", PROG, info->conn,
-                   info->event == SPRIG_TRANSFER_SERVER_OPENED ? "opened" : "closed");
-            fflush(stdout);
-        }
-        break;
-    case SPRIG_TRANSFER_SERVER_DONE:
-        if (s->verbose) {
-            printf("%s: connection %lu session %" PRIu32 ": %s\n", PROG, info->conn,
-                   info->session_id, sprig_status_str(info->status));
-            fflush(stdout);
-        }
-        break;
-    case SPRIG_TRANSFER_SERVER_ERROR:
+    if (info->event == SPRIG_TRANSFER_SERVER_ERROR) {
         fail(info->status, "%s", info->what); /* keep serving */
-        break;
-    case SPRIG_TRANSFER_SERVER_LISTENER_CLOSED:
+    } else if (info->event == SPRIG_TRANSFER_SERVER_LISTENER_CLOSED) {
         s->error = info->status != SPRIG_STATUS_OK ? info->status : SPRIG_STATUS_ABORTED;
         fail(s->error, "listener");
         sprig_loop_stop(&s->env.ol.loop);
-        break;
+    } else if (s->verbose) {
+        char line[160];
+        sprig_transfer_server_describe(info, line, sizeof(line));
+        printf("%s: %s\n", PROG, line);
+        fflush(stdout);
     }
 }
 

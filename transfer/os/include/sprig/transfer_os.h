@@ -173,6 +173,10 @@ sprig_status sprig_transfer_server_add(sprig_transfer_server *s, sprig_sock *soc
 /* Free every node (ending its transfers) and close every socket. Run the loop once afterwards
  * so that the closes complete. Idempotent; safe after a failed init. */
 void sprig_transfer_server_deinit(sprig_transfer_server *s);
+/* One line for an event (no newline; cut to cap): "connection 3 opened", "connection 3 session 1:
+ * OK", "connection 3 closed", "accept: UNAVAILABLE" (ERROR: what and status), "listener closed:
+ * ABORTED". */
+void sprig_transfer_server_describe(const sprig_transfer_server_info *info, char *out, size_t cap);
 
 #ifdef __cplusplus
 }
