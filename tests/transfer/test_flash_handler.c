@@ -298,7 +298,7 @@ static int setup_with(bool hooks)
     xfer_env_init(&F.env, &ec);
     sprig_sock *a;
     sprig_sock *b;
-    xfer_env_pair(&F.env, &a, &b);
+    xfer_env_pair(&F.env, SPRIG_SOCK_SEQPACKET, &a, &b);
     xfer_mem_resources(F.cres, NLOCAL, &F.cstore[0][0], LOCAL_CAP, LOCAL + 1);
     sprig_transfer_mem_handler_init(&F.ch, F.cres, NLOCAL);
     sprig_transfer_flash_cfg fc = flash_cfg();

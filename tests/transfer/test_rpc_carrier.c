@@ -155,7 +155,7 @@ static int setup_slots(size_t slots)
     xfer_env_init(&F.env, &ec);
     sprig_sock *a;
     sprig_sock *b;
-    xfer_env_pair(&F.env, &a, &b);
+    xfer_env_pair(&F.env, SPRIG_SOCK_SEQPACKET, &a, &b);
     xfer_mem_resources(F.cres, NRES, &F.cstore[0][0], RES_CAP, LOCAL + 1);
     xfer_mem_resources(F.sres, NRES, &F.sstore[0][0], RES_CAP, 1);
     sprig_transfer_mem_handler_init(&F.ch, F.cres, NRES);

@@ -35,11 +35,11 @@ void xfer_env_init(xfer_env *e, const xfer_env_cfg *cfg)
         SPRIG_STATUS_OK);
 }
 
-void xfer_env_pair(xfer_env *e, sprig_sock **a, sprig_sock **b)
+void xfer_env_pair(xfer_env *e, sprig_sock_type type, sprig_sock **a, sprig_sock **b)
 {
     *a = NULL;
     *b = NULL;
-    assert_int_equal(sprig_mem_pair(&e->m, SPRIG_SOCK_SEQPACKET, a, b), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_mem_pair(&e->m, type, a, b), SPRIG_STATUS_OK);
 }
 
 void xfer_settle(xfer_env *e)

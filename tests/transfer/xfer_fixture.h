@@ -41,8 +41,8 @@ typedef struct xfer_env {
 /* Zero *e and bring up the clock, loop, pool and backend as cfg says. */
 void xfer_env_init(xfer_env *e, const xfer_env_cfg *cfg);
 
-/* A connected SEQPACKET pair on e's backend. */
-void xfer_env_pair(xfer_env *e, sprig_sock **a, sprig_sock **b);
+/* A connected pair of `type` (SEQPACKET or DGRAM) sockets on e's backend. */
+void xfer_env_pair(xfer_env *e, sprig_sock_type type, sprig_sock **a, sprig_sock **b);
 
 /* Run deferred work without moving time; fails the test if the loop never settles. */
 void xfer_settle(xfer_env *e);
