@@ -45,10 +45,9 @@
 #include "sprig/url.h"
 
 #define PROG          "sprig-flash-device"
-#define MAX_LISTENERS 4
+#define MAX_LISTENERS 4 /* <= SPRIG_TRANSFER_SERVER_MAX_SOCKS */
 #define MAX_SESSIONS  4
 #define WINDOW_CHUNKS 16
-#define REAP_PERIOD   SPRIG_TIME_MS(500)
 #define KIB           1024u
 #define FLASH_SIZE    (0x80000u + 16u * KIB)
 #define BLOCK         (4u * KIB)
@@ -349,25 +348,13 @@ static const sprig_transfer_handler_ops dev_ops = {dev_open, dev_read, dev_write
 
 /* ---- serving --------------------------------------------------------------------------------- */
 
-typedef struct conn {
-    struct conn *next;
-    sprig_transfer_node node;
-    sprig_transfer_session sessions[MAX_SESSIONS];
-    uint8_t *rx;
-    unsigned long number;
-} conn;
-
 typedef struct server {
     sprig_os_loop ol;
     sprig_os_backend backend;
     sprig_os_fd sig_watch;
     int sfd;
     device dev;
-    sprig_sock *listeners[MAX_LISTENERS];
-    size_t nlisteners;
-    conn *conns;
-    sprig_timer reaper;
-    unsigned long accepted, transfers;
+    sprig_transfer_server xs;
     int verbose;
 } server;
 
@@ -382,98 +369,17 @@ static void on_signal(sprig_os_fd *watch, uint32_t events)
     }
 }
 
-static void on_done(sprig_transfer_node *node, uint32_t session_id, sprig_status status, void *user)
+static void on_server_event(const sprig_transfer_server_info *info, void *user)
 {
     server *s = user;
-    conn *c = (conn *)((char *)node - offsetof(conn, node));
-    s->transfers++;
-    if (s->verbose) {
-        printf("%s: connection %lu session %" PRIu32 ": %s\n", PROG, c->number, session_id,
-               sprig_status_str(status));
-        fflush(stdout);
-    }
-}
-
-static void conn_free(conn *c)
-{
-    sprig_transfer_deinit(&c->node);
-    free(c->rx);
-    free(c);
-}
-
-static void on_reap(sprig_timer *t, void *arg)
-{
-    server *s = arg;
-    for (conn **pp = &s->conns; *pp != NULL;) {
-        conn *c = *pp;
-        if (c->node.dead && sprig_transfer_active(&c->node) == 0) {
-            *pp = c->next;
-            if (s->verbose) {
-                printf("%s: connection %lu closed\n", PROG, c->number);
-                fflush(stdout);
-            }
-            conn_free(c);
-        } else {
-            pp = &c->next;
-        }
-    }
-    sprig_timer_start(&s->ol.loop, t, REAP_PERIOD);
-}
-
-static void serve_conn(server *s, sprig_sock *sock)
-{
-    conn *c = calloc(1, sizeof(*c));
-    size_t mtu = sprig_sock_max_message_size(sock);
-    if (c == NULL || (c->rx = malloc(mtu)) == NULL) {
-        free(c);
-        sprig_sock_close(sock);
-        return;
-    }
-    sprig_transfer_cfg cfg = {
-        .loop = &s->ol.loop,
-        .sock = sock,
-        .sessions = c->sessions,
-        .max_sessions = MAX_SESSIONS,
-        .rx_buf = c->rx,
-        .rx_cap = mtu,
-        .handler = &s->dev.handler,
-        .on_done = on_done,
-        .user = s,
-        .window_chunks = WINDOW_CHUNKS,
-        .first_session_id = 0x40000000u,
-    };
-    if (sprig_transfer_init(&c->node, &cfg) != SPRIG_STATUS_OK) {
-        sprig_sock_close(sock);
-        free(c->rx);
-        free(c);
-        return;
-    }
-    c->number = ++s->accepted;
-    c->next = s->conns;
-    s->conns = c;
-    if (s->verbose) {
-        printf("%s: connection %lu opened\n", PROG, c->number);
-        fflush(stdout);
-    }
-}
-
-static void on_listener(sprig_sock *l, sprig_sock_event ev, sprig_status status, void *user)
-{
-    server *s = user;
-    if (ev == SPRIG_SOCK_EV_CLOSED) {
-        fprintf(stderr, "%s: listener closed: %s\n", PROG, sprig_status_str(status));
+    char line[160];
+    sprig_transfer_server_describe(info, line, sizeof(line));
+    if (info->event == SPRIG_TRANSFER_SERVER_LISTENER_CLOSED) {
+        fprintf(stderr, "%s: %s\n", PROG, line);
         sprig_loop_stop(&s->ol.loop);
-        return;
-    }
-    if (ev != SPRIG_SOCK_EV_READABLE) {
-        return;
-    }
-    for (;;) {
-        sprig_sock *sock = NULL;
-        if (sprig_sock_accept(l, &sock) != SPRIG_STATUS_OK) {
-            return;
-        }
-        serve_conn(s, sock);
+    } else if (info->event != SPRIG_TRANSFER_SERVER_ERROR && s->verbose) {
+        printf("%s: %s\n", PROG, line); /* a failed accept: the device goes on serving */
+        fflush(stdout);
     }
 }
 
@@ -565,15 +471,27 @@ int main(int argc, char **argv)
     if (!sig) {
         sigprocmask(SIG_UNBLOCK, &mask, NULL);
     }
+    sprig_transfer_server_cfg xc = {
+        .loop = &s->ol.loop,
+        .handler = &s->dev.handler,
+        .max_sessions = MAX_SESSIONS,
+        .window_chunks = WINDOW_CHUNKS,
+        .on_event = on_server_event,
+        .user = s,
+    };
+    if (backend && sprig_transfer_server_init(&s->xs, &xc) != SPRIG_STATUS_OK) {
+        goto out;
+    }
     for (size_t i = 0; backend && i < nurls; i++) {
         sprig_sock *l = NULL;
         st = sprig_sock_listen(&s->ol.loop, urls[i], SPRIG_SOCK_SEQPACKET, &l);
+        if (st == SPRIG_STATUS_OK) {
+            st = sprig_transfer_server_add(&s->xs, l);
+        }
         if (st != SPRIG_STATUS_OK) {
             fprintf(stderr, "%s: listen on %s: %s\n", PROG, urls[i], sprig_status_str(st));
             goto out;
         }
-        s->listeners[s->nlisteners++] = l;
-        sprig_sock_set_callback(l, on_listener, s);
         char where[300];
         bound_url(urls[i], l, where, sizeof(where));
         printf("%s: listening on %s\n", PROG, where);
@@ -598,22 +516,12 @@ int main(int argc, char **argv)
         }
     }
     fflush(stdout);
-    sprig_timer_init(&s->reaper, on_reap, s);
-    sprig_timer_start(&s->ol.loop, &s->reaper, REAP_PERIOD);
     st = sprig_loop_run(&s->ol.loop);
-    sprig_timer_stop(&s->ol.loop, &s->reaper);
     rc = st == SPRIG_STATUS_OK ? 0 : 1;
     printf("%s: stopped after %lu transfer(s): %lu erases, %lu programs, %lu rule violations\n",
-           PROG, s->transfers, s->dev.chip.erases, s->dev.chip.programs, s->dev.chip.violations);
+           PROG, s->xs.transfers, s->dev.chip.erases, s->dev.chip.programs, s->dev.chip.violations);
 out:
-    while (s->conns != NULL) {
-        conn *c = s->conns;
-        s->conns = c->next;
-        conn_free(c);
-    }
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        sprig_sock_close(s->listeners[i]);
-    }
+    sprig_transfer_server_deinit(&s->xs);
     (void)sprig_loop_run_once(&s->ol.loop, 0);
     if (sig) {
         sprig_os_loop_del_fd(&s->ol, &s->sig_watch);

@@ -12,24 +12,8 @@ set -euo pipefail
 
 DEV=${1:?usage: test_flash_device.sh PATH/TO/sprig-flash-device PATH/TO/sprig-transfer}
 XFER=${2:?usage: test_flash_device.sh PATH/TO/sprig-flash-device PATH/TO/sprig-transfer}
-WORK=$(mktemp -d /tmp/sprig-flash-dev-XXXXXX)
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/integration/cli_lib.sh" sprig-flash-dev
 PID=
-cleanup() {
-    if [[ -n $PID ]]; then
-        kill "$PID" 2>/dev/null || true
-        wait "$PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    for log in "$WORK"/*.log; do
-        [[ -f $log ]] && { echo "--- $log" >&2; cat "$log" >&2; }
-    done
-    exit 1
-}
 
 # start_device LOG ARGS...: run the device in the background until it prints "listening on".
 start_device() {
@@ -37,6 +21,7 @@ start_device() {
     shift
     "$DEV" "$@" >"$WORK/$log" 2>&1 &
     PID=$!
+    PIDS+=("$PID")
     for ((i = 0; i < 600; i++)); do # up to 60 s
         grep -q 'partitions:' "$WORK/$log" && return 0
         kill -0 "$PID" 2>/dev/null || fail "device exited early"
@@ -46,21 +31,8 @@ start_device() {
 }
 
 stop_device() {
-    kill -TERM "$PID"
-    local rc=0
-    wait "$PID" || rc=$?
+    stop_bg "$PID" device
     PID=
-    ((rc == 0)) || fail "device exit status $rc after SIGTERM"
-}
-
-expect_exit() {
-    local want=$1 got=0
-    shift
-    "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" || got=$?
-    if ((got != want)); then
-        cat "$WORK/out.txt" "$WORK/err.txt" >&2
-        fail "exit $got (want $want): $*"
-    fi
 }
 
 # The device's last write report (printed when it commits or discards, before the client learns

@@ -5,6 +5,8 @@
  * built as a libFuzzer target (SPRIG_BUILD_FUZZ=ON, clang) or linked with replay_main.c, which
  * runs it over the committed corpus tests/fuzz/corpus/fuzz_<x>/ as a ctest (label `fuzz`).
  * A target must not keep state between inputs, must not leak, and must return 0.
+ * Targets of the transfer module share their in-memory world and input script through the
+ * header-only fuzz_world.h (and fuzz_world_rpc.h for the pw_rpc carrier).
  */
 #ifndef SPRIG_TESTS_FUZZ_H
 #define SPRIG_TESTS_FUZZ_H

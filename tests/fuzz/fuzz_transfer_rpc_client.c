@@ -20,51 +20,22 @@
  * resource handle is back and no transfer is left.
  */
 #include "fuzz.h"
+#include "fuzz_world_rpc.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "sprig/mem.h"
-#include "sprig/transfer_rpc.h"
-
-enum { MAX_MSG = 304, NBUFS = 24, NSESS = 2, RES_LEN = 1000, RX_CAP = 200 };
-#define BUF_SIZE (MAX_MSG + SPRIG_CONFIG_SOCK_HEADROOM)
+enum { MAX_MSG = 304, NSESS = 2, RX_CAP = FUZZ_WORLD_SCRATCH };
 
 typedef struct world {
-    sprig_fake_clock fc;
-    sprig_loop loop;
-    sprig_buf_pool pool;
-    sprig_buf bufs[NBUFS];
-    uint8_t mem[NBUFS * BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
-    sprig_mem_sock socks[2];
-    sprig_mem_backend m;
-    sprig_sock *peer;
-    bool peer_reads;
+    fuzz_world fw; /* clock, loop, sockets, peer, resources */
     sprig_rpc_client rpc;
     uint8_t rpc_rx[MAX_MSG];
     sprig_transfer_rpc_client tc;
     sprig_transfer_session sess[2 * NSESS];
     uint8_t rx[2 * RX_CAP];
-    sprig_buf_pool scratch;
-    sprig_buf scratch_bufs[1];
-    uint8_t scratch_mem[RX_CAP] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
-    sprig_transfer_mem_handler h;
-    sprig_transfer_mem_resource res[3];
-    uint8_t store[3][RES_LEN];
+    fuzz_scratch scratch;
 } world;
-
-static void drain(sprig_sock *s, sprig_sock_event ev, sprig_status st, void *user)
-{
-    world *w = user;
-    (void)st;
-    if (ev == SPRIG_SOCK_EV_READABLE && w->peer_reads) {
-        uint8_t buf[MAX_MSG];
-        size_t n = 0;
-        while (sprig_sock_recv(s, buf, sizeof(buf), &n) == SPRIG_STATUS_OK) {
-        }
-    }
-}
 
 static void done(sprig_transfer_node *node, uint32_t id, sprig_status status, void *user)
 {
@@ -74,41 +45,18 @@ static void done(sprig_transfer_node *node, uint32_t id, sprig_status status, vo
     (void)user;
 }
 
-static void settle(world *w)
-{
-    for (int i = 0; i < 1000; i++) {
-        sprig_loop_poll(&w->loop, w->fc.now);
-        if (w->loop.tasks_head == NULL) {
-            return;
-        }
-    }
-}
-
 static void send_packet(world *w, sprig_rpc_packet_type type, uint8_t op, const uint8_t *payload,
                         size_t len)
 {
-    sprig_rpc_packet p = {
-        .type = type,
-        .channel_id = 1,
-        .service_id = SPRIG_TRANSFER_RPC_SERVICE_ID,
-        .method_id = (op / 8u) % 2u ? SPRIG_TRANSFER_RPC_WRITE_ID : SPRIG_TRANSFER_RPC_READ_ID,
-        .call_id = (op / 16u) % 4u + 1u,
-        .status = (sprig_status)((op / 16u) % 17u),
-        .payload = payload,
-        .payload_len = len,
-    };
-    uint8_t out[MAX_MSG];
-    size_t n = 0;
-    if (sprig_rpc_packet_encode(&p, out, sizeof(out), &n) == SPRIG_STATUS_OK) {
-        (void)sprig_sock_send(w->peer, out, n, NULL);
-    }
+    fuzz_world_send_rpc(&w->fw, type, (op / 8u) % 2u != 0, (op / 16u) % 4u + 1u,
+                        (sprig_status)((op / 16u) % 17u), payload, len);
 }
 
 static void start(world *w, bool write, uint32_t remote)
 {
     sprig_transfer_opts o = {0};
     o.resource_id = remote;
-    o.local = &w->h.handler;
+    o.local = &w->fw.h.handler;
     o.local_id = write ? 1u : 3u;
     o.done = done;
     uint32_t id = 0;
@@ -122,72 +70,50 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (w == NULL) {
         return 0;
     }
-    sprig_fake_clock_init(&w->fc, SPRIG_TIME_S(1));
-    sprig_loop_cfg lc = {.clock = w->fc.clock};
+    fuzz_world *fw = &w->fw;
     sprig_mem_cfg mc = {.max_message_size = MAX_MSG, .window_bytes = 2 * MAX_MSG};
+    fuzz_world_init(fw, &mc);
     sprig_sock *a = NULL;
-    if (sprig_loop_init(&w->loop, &lc) != SPRIG_STATUS_OK ||
-        sprig_buf_pool_init(&w->pool, w->bufs, w->mem, NBUFS, BUF_SIZE) != SPRIG_STATUS_OK ||
-        sprig_mem_backend_init(&w->m, &w->loop, &mc, w->socks, 2, &w->pool) != SPRIG_STATUS_OK ||
-        sprig_mem_pair(&w->m, SPRIG_SOCK_SEQPACKET, &a, &w->peer) != SPRIG_STATUS_OK ||
-        sprig_buf_pool_init(&w->scratch, w->scratch_bufs, w->scratch_mem, 1, RX_CAP) !=
-            SPRIG_STATUS_OK) {
-        abort();
-    }
-    w->peer_reads = true;
-    sprig_sock_set_callback(w->peer, drain, w);
+    fuzz_world_pair(fw, SPRIG_SOCK_SEQPACKET, &a);
+    fuzz_scratch_init(&w->scratch);
     sprig_rpc_client_cfg rc = {
-        .loop = &w->loop, .sock = a, .rx_buf = w->rpc_rx, .rx_cap = sizeof(w->rpc_rx)};
-    if (sprig_rpc_client_init(&w->rpc, &rc) != SPRIG_STATUS_OK) {
-        abort();
-    }
-    for (size_t i = 0; i < 3; i++) {
-        w->res[i].id = (uint32_t)i + 1;
-        w->res[i].data = w->store[i];
-        w->res[i].cap = RES_LEN;
-        w->res[i].len = i == 0 ? RES_LEN : 0;
-        w->res[i].access = i == 0 ? SPRIG_TRANSFER_ACCESS_READ : SPRIG_TRANSFER_ACCESS_WRITE;
-    }
-    sprig_transfer_mem_handler_init(&w->h, w->res, 3);
+        .loop = &fw->loop, .sock = a, .rx_buf = w->rpc_rx, .rx_cap = sizeof(w->rpc_rx)};
+    fuzz_world_check(sprig_rpc_client_init(&w->rpc, &rc) == SPRIG_STATUS_OK);
+    static const uint8_t access[3] = {SPRIG_TRANSFER_ACCESS_READ, SPRIG_TRANSFER_ACCESS_WRITE,
+                                      SPRIG_TRANSFER_ACCESS_WRITE};
+    fuzz_world_resources(fw, access, 3);
     sprig_transfer_rpc_client_cfg cfg = {
         .rpc = &w->rpc,
         .sessions = w->sess,
         .sessions_per_stream = NSESS,
         .rx_bufs = w->rx,
         .rx_cap = RX_CAP,
-        .tx_pool = &w->scratch,
+        .tx_pool = &w->scratch.pool,
     };
     cfg.engine.max_chunk = 60;
-    if (sprig_transfer_rpc_client_init(&w->tc, &cfg) != SPRIG_STATUS_OK) {
-        abort();
-    }
+    fuzz_world_check(sprig_transfer_rpc_client_init(&w->tc, &cfg) == SPRIG_STATUS_OK);
     sprig_transfer_opts o = {0};
     o.resource_id = 7;
-    o.local = &w->h.handler;
+    o.local = &fw->h.handler;
     o.local_id = 2;
     o.done = done;
     uint32_t id = 0;
     (void)sprig_transfer_rpc_read(&w->tc, &o, &id); /* Read call, id 1, session 1 */
     start(w, true, 8);                              /* Write call, id 2, session 0x40000001 */
-    settle(w);
+    fuzz_world_settle(fw);
 
-    size_t at = 0;
-    while (size - at >= 3) {
-        uint8_t op = data[at];
-        size_t len = (size_t)data[at + 1] | ((size_t)data[at + 2] << 8);
-        at += 3;
-        if (len > size - at) {
-            len = size - at;
-        }
+    fuzz_script script = {.data = data, .size = size};
+    uint8_t op;
+    const uint8_t *bytes;
+    size_t len;
+    while (fuzz_script_next(&script, &op, &bytes, &len)) {
         bool m = (op / 8u) % 2u != 0;
         switch (op % 8u) {
         case 0:
-            if (len <= MAX_MSG) {
-                (void)sprig_sock_send(w->peer, data + at, len, NULL);
-            }
+            fuzz_world_send_raw(fw, bytes, len);
             break;
         case 1:
-            send_packet(w, SPRIG_RPC_PACKET_SERVER_STREAM, op, data + at, len);
+            send_packet(w, SPRIG_RPC_PACKET_SERVER_STREAM, op, bytes, len);
             break;
         case 2:
             send_packet(w, SPRIG_RPC_PACKET_RESPONSE, op, NULL, 0);
@@ -196,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             send_packet(w, SPRIG_RPC_PACKET_SERVER_ERROR, op, NULL, 0);
             break;
         case 4:
-            sprig_fake_clock_advance(&w->fc, SPRIG_TIME_MS(50) * (op / 8u));
+            sprig_fake_clock_advance(&fw->fc, SPRIG_TIME_MS(50) * (op / 8u));
             break;
         case 5:
             start(w, m, op / 16u);
@@ -205,40 +131,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             (void)sprig_transfer_rpc_cancel(&w->tc, (m ? 0x40000000u : 0u) + op / 16u);
             break;
         default:
-            w->peer_reads = !w->peer_reads;
-            if (w->peer_reads) {
-                drain(w->peer, SPRIG_SOCK_EV_READABLE, SPRIG_STATUS_OK, w);
-            }
+            fuzz_world_peer_reads(fw, !fw->peer_reads);
             break;
         }
-        at += len;
-        settle(w);
+        fuzz_world_settle(fw);
     }
     /* the peer reads again; every timer runs out; then tear down */
-    w->peer_reads = true;
-    drain(w->peer, SPRIG_SOCK_EV_READABLE, SPRIG_STATUS_OK, w);
-    for (int i = 0; i < 200 && sprig_loop_next_deadline(&w->loop) != SPRIG_TIME_NEVER; i++) {
-        sprig_fake_clock_set(&w->fc, sprig_loop_next_deadline(&w->loop));
-        settle(w);
-    }
+    fuzz_world_peer_reads(fw, true);
+    fuzz_world_run_out(fw);
     sprig_transfer_rpc_client_deinit(&w->tc);
-    if (sprig_transfer_rpc_active(&w->tc) != 0) {
-        abort();
-    }
+    fuzz_world_check(sprig_transfer_rpc_active(&w->tc) == 0);
     sprig_rpc_client_deinit(&w->rpc);
-    sprig_sock_close(w->peer);
-    settle(w);
-    if (sprig_mem_backend_in_use(&w->m) != 0 || sprig_buf_pool_available(&w->pool) != NBUFS ||
-        sprig_buf_pool_available(&w->scratch) != 1 || w->loop.timers != NULL) {
-        abort();
-    }
-    for (size_t i = 0; i < 3; i++) {
-        if (w->res[i].busy) {
-            abort();
-        }
-    }
-    sprig_mem_backend_deinit(&w->m);
-    sprig_loop_deinit(&w->loop);
+    sprig_sock_close(fw->peer);
+    fuzz_world_settle(fw);
+    fuzz_world_check(sprig_buf_pool_available(&w->scratch.pool) == 1);
+    fuzz_world_deinit(fw);
     free(w);
     return 0;
 }

@@ -3,7 +3,7 @@
 sprig-transfer-rpc-server.
 
 Nothing here uses sprig's code: RPC packets and transfer chunks are encoded and decoded by hand
-(protobuf wire format), ids are the 65599 hash computed here, and messages travel over TCP with
+(protobuf wire format, pw_wire.py beside this file), ids are the 65599 hash computed here, and messages travel over TCP with
 the 4-byte big-endian length prefix. Like a real pw_transfer client it never sends sprig's
 `direction` field (1001): the method (pw.transfer.Transfer/Read or /Write) says it. It checks:
   - the hash vectors of WIRE.md for pw.transfer.Transfer, Read and Write;
@@ -20,52 +20,18 @@ usage: pw_transfer_compat.py PATH/TO/sprig-transfer-rpc-server
 import os
 import random
 import socket
-import struct
-import subprocess
 import sys
 import tempfile
 import zlib
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from pw_wire import checker, decode_fields, encode_packet, recv_frame, rpc_hash, send_frame, \
+    start_server, tag, varint  # noqa: E402
+
 REQUEST, RESPONSE, CLIENT_STREAM, SERVER_ERROR, SERVER_STREAM, COMPLETION_REQ = 0, 1, 2, 5, 7, 8
 DATA, START, RETRANSMIT, CONTINUE, COMPLETION, COMPLETION_ACK, START_ACK, START_ACK_CONF = range(8)
 CHANNEL = 1
-
-
-def rpc_hash(s: bytes) -> int:
-    h, coef = len(s), 65599
-    for b in s:
-        h = (h + coef * b) % 2**32
-        coef = (coef * 65599) % 2**32
-    return h
-
-
 SERVICE, READ, WRITE = rpc_hash(b"pw.transfer.Transfer"), rpc_hash(b"Read"), rpc_hash(b"Write")
-
-
-def varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return bytes(out)
-
-
-def tag(num: int, wt: int) -> bytes:
-    return varint(num << 3 | wt)
-
-
-def encode_packet(ptype, service, method, call_id, payload=b"", status=0) -> bytes:
-    out = b""
-    if payload:
-        out += tag(5, 2) + varint(len(payload)) + payload
-    out += tag(1, 0) + varint(ptype) + tag(2, 0) + varint(CHANNEL)
-    out += tag(3, 5) + struct.pack("<I", service) + tag(4, 5) + struct.pack("<I", method)
-    if status:
-        out += tag(6, 0) + varint(status)
-    out += tag(7, 0) + varint(call_id)
-    return out
 
 
 # Chunk field numbers (WIRE.md, "Transfer chunk"); all varints except data (6, bytes).
@@ -83,44 +49,7 @@ def encode_chunk(data=b"", **fields) -> bytes:
     return out
 
 
-def read_varint(buf, i):
-    v = shift = 0
-    while True:
-        b = buf[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, i
-
-
-def decode_fields(buf: bytes) -> dict:
-    fields, i = {}, 0
-    while i < len(buf):
-        key, i = read_varint(buf, i)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            fields[num], i = read_varint(buf, i)
-        elif wt == 5:
-            fields[num] = struct.unpack_from("<I", buf, i)[0]
-            i += 4
-        elif wt == 1:
-            fields[num] = struct.unpack_from("<Q", buf, i)[0]
-            i += 8
-        elif wt == 2:
-            n, i = read_varint(buf, i)
-            fields[num] = buf[i:i + n]
-            i += n
-        else:
-            raise ValueError(f"unexpected wire type {wt}")
-    return fields
-
-
-def check(cond, what):
-    if not cond:
-        print(f"pw_transfer_compat: FAIL: {what}")
-        sys.exit(1)
-    print(f"pw_transfer_compat: ok: {what}")
+check = checker("pw_transfer_compat")
 
 
 class Conn:
@@ -128,23 +57,13 @@ class Conn:
         self.sock = sock
 
     def send(self, packet):
-        self.sock.sendall(struct.pack(">I", len(packet)) + packet)
-
-    def _exact(self, n):
-        data = b""
-        while len(data) < n:
-            part = self.sock.recv(n - len(data))
-            if not part:
-                raise EOFError("server closed the connection")
-            data += part
-        return data
+        send_frame(self.sock, packet)
 
     def recv_packet(self):
-        (n,) = struct.unpack(">I", self._exact(4))
-        return decode_fields(self._exact(n))
+        return recv_frame(self.sock)
 
     def send_chunk(self, method, call_id, data=b"", **fields):
-        self.send(encode_packet(CLIENT_STREAM, SERVICE, method, call_id,
+        self.send(encode_packet(CLIENT_STREAM, CHANNEL, SERVICE, method, call_id,
                                 encode_chunk(data, **fields)))
 
     def recv_chunk(self, method, call_id):
@@ -234,15 +153,12 @@ def main():
             f.write(content)
         with open(os.path.join(root, "target.bin"), "wb") as f:
             f.write(b"old content")
-        server = subprocess.Popen([sys.argv[1], "--listen", "tcp://127.0.0.1:0", root],
-                                  stdout=subprocess.PIPE, text=True)
+        server, host, port = start_server([sys.argv[1], "--listen", "tcp://127.0.0.1:0", root],
+                                          check)
         try:
-            line = server.stdout.readline()
-            check("listening on tcp://" in line, f"server started ({line.strip()})")
-            host, port = line.split("tcp://", 1)[1].strip().rsplit(":", 1)
-            with socket.create_connection((host, int(port)), timeout=10) as sock:
+            with socket.create_connection((host, port), timeout=10) as sock:
                 conn = Conn(sock)
-                conn.send(encode_packet(REQUEST, SERVICE, READ, 1))
+                conn.send(encode_packet(REQUEST, CHANNEL, SERVICE, READ, 1))
                 status, data, last = read_resource(conn, 1, 1, rpc_hash(b"hello.bin"))
                 check(status == 0, "read through pw.transfer.Transfer/Read without field 1001: OK")
                 check(data == content, f"{len(data)} bytes, byte for byte")
@@ -253,13 +169,13 @@ def main():
                 check(status == 5, "unknown resource: COMPLETION NOT_FOUND")
 
                 upload = bytes(rng.getrandbits(8) for _ in range(200000))
-                conn.send(encode_packet(REQUEST, SERVICE, WRITE, 2))
+                conn.send(encode_packet(REQUEST, CHANNEL, SERVICE, WRITE, 2))
                 status = write_resource(conn, 2, 3, rpc_hash(b"target.bin"), upload)
                 check(status == 0, "write through pw.transfer.Transfer/Write without field 1001: OK")
                 with open(os.path.join(root, "target.bin"), "rb") as f:
                     check(f.read() == upload, f"{len(upload)} bytes written, byte for byte")
 
-                conn.send(encode_packet(COMPLETION_REQ, SERVICE, READ, 1))
+                conn.send(encode_packet(COMPLETION_REQ, CHANNEL, SERVICE, READ, 1))
                 p = conn.recv_packet()
                 check(p.get(1) == RESPONSE and p.get(7) == 1 and p.get(6, 0) == 0,
                       "ending the Read stream: RESPONSE OK")

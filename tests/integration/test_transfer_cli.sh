@@ -11,25 +11,7 @@
 set -euo pipefail
 
 BIN=${1:?usage: test_transfer_cli.sh PATH/TO/sprig-transfer}
-WORK=$(mktemp -d /tmp/sprig-xfer-cli-XXXXXX)
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-fail() {
-    echo "FAIL: $*" >&2
-    for log in "$WORK"/*.log; do
-        [[ -f $log ]] && { echo "--- $log" >&2; cat "$log" >&2; }
-    done
-    exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh" sprig-xfer-cli
 
 # start_server NAME ARGS...: runs `sprig-transfer serve ARGS` in the background, waits for its
 # "listening on" lines (as many as --listen arguments) and sets URLS to the bound addresses.
@@ -50,17 +32,6 @@ start_server() {
     done
     mapfile -t URLS < <(sed -n 's/^sprig-transfer: listening on //p' "$WORK/$name.log")
     ((${#URLS[@]} == want)) || fail "server $name did not print its addresses"
-}
-
-# expect_exit CODE CMD...: run CMD, require exit status CODE.
-expect_exit() {
-    local want=$1 got=0
-    shift
-    "$@" >"$WORK/out.txt" 2>"$WORK/err.txt" || got=$?
-    if ((got != want)); then
-        cat "$WORK/out.txt" "$WORK/err.txt" >&2
-        fail "exit $got (want $want): $*"
-    fi
 }
 
 mkdir -p "$WORK/root" "$WORK/ro" "$WORK/local"
@@ -158,10 +129,6 @@ echo "ok: read-only"
 
 # stop the servers: SIGTERM ends them cleanly (exit 0)
 for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid"
-    rc=0
-    wait "$pid" || rc=$?
-    ((rc == 0)) || fail "server exited with $rc"
+    stop_bg "$pid" server
 done
-PIDS=()
 echo "PASS"

@@ -5,17 +5,16 @@
  * that sockets, buffers, timers and sessions all came back.
  */
 #include "support.h"
+#include "xfer_fixture.h"
 
 #include <string.h>
 
 #include "sprig/mem.h"
 #include "sprig/transfer.h"
 
-enum { MAX_MSG = 256, NBUFS = 64, NSOCKS = 4, NSESS = 4, NRES = 6, RES_CAP = 12000 };
+enum { MAX_MSG = 256, NSESS = 4, NRES = 6, RES_CAP = 12000 };
 enum { MAX_GOT = 64, MAX_IDS = 32 };
-#define BUF_SIZE  (MAX_MSG + SPRIG_CONFIG_SOCK_HEADROOM)
 #define MAX_CHUNK (MAX_MSG - SPRIG_TRANSFER_DATA_OVERHEAD)
-#define NEVER     SPRIG_TIME_NEVER
 #define LOCAL     100u /* local resource ids are LOCAL + 1.. */
 
 typedef struct result {
@@ -34,13 +33,7 @@ typedef struct got_chunk {
 typedef void (*raw_fn)(const sprig_transfer_chunk *c);
 
 typedef struct fixture {
-    sprig_fake_clock fc;
-    sprig_loop loop;
-    sprig_buf_pool pool;
-    sprig_buf bufs[NBUFS];
-    uint8_t mem[NBUFS * BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
-    sprig_mem_sock socks[NSOCKS];
-    sprig_mem_backend m;
+    xfer_env env;  /* clock, loop, buffers, in-memory sockets */
     sprig_sock *b; /* raw peer's socket (when there is no server node) */
     sprig_transfer_node cn, sn;
     bool sn_up;
@@ -61,42 +54,6 @@ typedef struct fixture {
 } fixture;
 
 static fixture F;
-
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
-/* Run deferred work without moving time. */
-static void settle(void)
-{
-    for (int i = 0; i < 100000; i++) {
-        sprig_loop_poll(&F.loop, F.fc.now);
-        if (F.loop.tasks_head == NULL) {
-            return;
-        }
-    }
-    fail_msg("the loop never settles");
-}
-
-/* Run until nothing is scheduled, jumping the clock to each timer. */
-static void drive(void)
-{
-    for (int i = 0; i < 100000; i++) {
-        settle();
-        sprig_time next = sprig_loop_next_deadline(&F.loop);
-        if (next == NEVER) {
-            return;
-        }
-        if (next > F.fc.now) {
-            sprig_fake_clock_set(&F.fc, next);
-        }
-    }
-    fail_msg("the transfer never ends");
-}
 
 static result *res_of(sprig_transfer_node *node, uint32_t id)
 {
@@ -130,27 +87,10 @@ static void on_progress(sprig_transfer_node *node, uint32_t id, uint64_t done, u
     }
 }
 
-static void res_init(sprig_transfer_mem_resource *r, uint8_t (*store)[RES_CAP], uint32_t base)
-{
-    for (size_t i = 0; i < NRES; i++) {
-        memset(&r[i], 0, sizeof(r[i]));
-        r[i].id = base + (uint32_t)i + 1;
-        r[i].data = store[i];
-        r[i].cap = RES_CAP;
-        r[i].access = SPRIG_TRANSFER_ACCESS_READ | SPRIG_TRANSFER_ACCESS_WRITE;
-    }
-}
-
 static void node_cfg(sprig_transfer_cfg *c, sprig_sock *sock, sprig_transfer_session *sess,
                      uint8_t *rx)
 {
-    memset(c, 0, sizeof(*c));
-    c->loop = &F.loop;
-    c->sock = sock;
-    c->sessions = sess;
-    c->max_sessions = NSESS;
-    c->rx_buf = rx;
-    c->rx_cap = MAX_MSG;
+    *c = xfer_node_cfg(&F.env.loop, sock, sess, NSESS, rx, MAX_MSG);
     c->on_progress = on_progress;
     c->on_done = on_done;
 }
@@ -190,18 +130,13 @@ static void raw_send(const sprig_transfer_chunk *c)
 static int setup_with(bool raw_peer, void (*tweak)(sprig_transfer_cfg *c, bool server))
 {
     memset(&F, 0, sizeof(F));
-    sprig_fake_clock_init(&F.fc, SPRIG_TIME_S(100));
-    sprig_loop_cfg lc = {.clock = F.fc.clock};
-    assert_int_equal(sprig_loop_init(&F.loop, &lc), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_buf_pool_init(&F.pool, F.bufs, F.mem, NBUFS, BUF_SIZE), SPRIG_STATUS_OK);
-    sprig_mem_cfg mc = {.max_message_size = MAX_MSG};
-    assert_int_equal(sprig_mem_backend_init(&F.m, &F.loop, &mc, F.socks, NSOCKS, &F.pool),
-                     SPRIG_STATUS_OK);
-    sprig_sock *a = NULL;
-    sprig_sock *b = NULL;
-    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_SEQPACKET, &a, &b), SPRIG_STATUS_OK);
-    res_init(F.cres, F.cstore, LOCAL);
-    res_init(F.sres, F.sstore, 0);
+    xfer_env_cfg ec = {.mem = {.max_message_size = MAX_MSG}};
+    xfer_env_init(&F.env, &ec);
+    sprig_sock *a;
+    sprig_sock *b;
+    xfer_env_pair(&F.env, SPRIG_SOCK_SEQPACKET, &a, &b);
+    xfer_mem_resources(F.cres, NRES, &F.cstore[0][0], RES_CAP, LOCAL + 1);
+    xfer_mem_resources(F.sres, NRES, &F.sstore[0][0], RES_CAP, 1);
     sprig_transfer_mem_handler_init(&F.ch, F.cres, NRES);
     sprig_transfer_mem_handler_init(&F.sh, F.sres, NRES);
     sprig_transfer_cfg c;
@@ -222,7 +157,7 @@ static int setup_with(bool raw_peer, void (*tweak)(sprig_transfer_cfg *c, bool s
         assert_int_equal(sprig_transfer_init(&F.sn, &c), SPRIG_STATUS_OK);
         F.sn_up = true;
     }
-    settle();
+    xfer_settle(&F.env);
     return 0;
 }
 
@@ -241,7 +176,7 @@ static int setup_raw(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    settle();
+    xfer_settle(&F.env);
     assert_int_equal(sprig_transfer_active(&F.cn), 0);
     sprig_transfer_deinit(&F.cn);
     sprig_transfer_deinit(&F.cn); /* idempotent */
@@ -252,17 +187,10 @@ static int teardown(void **state)
     if (F.b != NULL) {
         sprig_sock_close(F.b);
     }
-    settle();
-    assert_int_equal(sprig_mem_backend_in_use(&F.m), 0);
-    assert_int_equal(sprig_buf_pool_available(&F.pool), NBUFS);
-    assert_null(F.loop.timers);
-    for (size_t i = 0; i < NRES; i++) {
-        assert_int_equal(F.cres[i].busy, 0);
-        assert_int_equal(F.sres[i].busy, 0);
-    }
-    sprig_mem_backend_deinit(&F.m);
-    assert_null(F.loop.tasks_head);
-    sprig_loop_deinit(&F.loop);
+    xfer_settle(&F.env);
+    xfer_mem_resources_idle(F.cres, NRES);
+    xfer_mem_resources_idle(F.sres, NRES);
+    xfer_env_deinit(&F.env);
     return 0;
 }
 
@@ -305,12 +233,12 @@ static void test_engine_read_sizes(void **state)
     (void)state;
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         size_t n = sizes[k];
-        fill(F.sstore[0], n, (uint32_t)k + 1);
+        xfer_fill(F.sstore[0], n, (uint32_t)k + 1);
         F.sres[0].len = n;
         F.cres[0].len = 0;
         memset(F.cstore[0], 0xEE, RES_CAP);
         uint32_t id = do_read(1, 1);
-        drive();
+        xfer_drive(&F.env);
         result *r = &F.cr[id];
         assert_int_equal(r->ndone, 1);
         assert_int_equal(r->status, SPRIG_STATUS_OK);
@@ -334,11 +262,11 @@ static void test_engine_write_sizes(void **state)
     (void)state;
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         size_t n = sizes[k];
-        fill(F.cstore[1], n, (uint32_t)k + 7);
+        xfer_fill(F.cstore[1], n, (uint32_t)k + 7);
         F.cres[1].len = n;
         F.sres[2].len = 5; /* old content, replaced */
         uint32_t id = do_write(3, 2);
-        drive();
+        xfer_drive(&F.env);
         assert_int_equal(F.cr[id].ndone, 1);
         assert_int_equal(F.cr[id].status, SPRIG_STATUS_OK);
         assert_int_equal(F.sr[id].ndone, 1);
@@ -367,18 +295,18 @@ static int setup_small_window(void **state)
 static void test_engine_many_windows(void **state)
 {
     (void)state;
-    fill(F.sstore[0], 5000, 99);
+    xfer_fill(F.sstore[0], 5000, 99);
     F.sres[0].len = 5000;
     uint32_t id = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_OK);
     assert_int_equal(F.cres[0].len, 5000);
     assert_memory_equal(F.cstore[0], F.sstore[0], 5000);
     assert_int_equal(F.cr[id].nprogress, 50); /* 100-byte chunks */
-    fill(F.cstore[1], 4321, 5);
+    xfer_fill(F.cstore[1], 4321, 5);
     F.cres[1].len = 4321;
     id = do_write(2, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_OK);
     assert_int_equal(F.sres[1].len, 4321);
     assert_memory_equal(F.sstore[1], F.cstore[1], 4321);
@@ -390,13 +318,13 @@ static void test_engine_unknown_resource(void **state)
 {
     (void)state;
     uint32_t id = do_read(77, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].ndone, 1);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_NOT_FOUND);
     assert_int_equal(F.sr[id].ndone, 0); /* never became a session */
     assert_int_equal(F.sn.stats.refused, 1);
     id = do_write(78, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_NOT_FOUND);
 }
 
@@ -408,11 +336,11 @@ static void test_engine_permission_denied(void **state)
     F.sres[1].access = SPRIG_TRANSFER_ACCESS_WRITE;
     F.cres[1].len = 10;
     uint32_t id = do_write(1, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_PERMISSION_DENIED);
     assert_int_equal(F.sres[0].len, 10);
     id = do_read(2, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_PERMISSION_DENIED);
     /* the local side refuses too: at start, before anything is sent */
     F.cres[2].access = 0;
@@ -435,7 +363,7 @@ static void test_engine_no_free_session(void **state)
     sprig_transfer_opts o = opts(5, 5);
     uint32_t extra = 0;
     assert_int_equal(sprig_transfer_read(&F.cn, &o, &extra), SPRIG_STATUS_RESOURCE_EXHAUSTED);
-    drive();
+    xfer_drive(&F.env);
     for (size_t i = 0; i < NSESS; i++) {
         assert_int_equal(F.cr[ids[i]].status, SPRIG_STATUS_OK);
     }
@@ -461,13 +389,13 @@ static void test_engine_server_pool_full(void **state)
     F.sres[1].len = 3000;
     uint32_t a = do_read(1, 1);
     uint32_t b = do_read(2, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[a].status, SPRIG_STATUS_OK);
     assert_int_equal(F.cr[b].status, SPRIG_STATUS_RESOURCE_EXHAUSTED);
     assert_int_equal(F.sn.stats.refused, 1);
     /* and the slot is reusable afterwards */
     b = do_read(2, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[b].status, SPRIG_STATUS_OK);
     assert_memory_equal(F.cstore[1], F.sstore[1], 3000);
 }
@@ -475,7 +403,7 @@ static void test_engine_server_pool_full(void **state)
 static void test_engine_initial_offset(void **state)
 {
     (void)state;
-    fill(F.sstore[0], 1000, 3);
+    xfer_fill(F.sstore[0], 1000, 3);
     F.sres[0].len = 1000;
     memcpy(F.cstore[0], F.sstore[0], 400); /* we have the first 400 bytes already */
     F.cres[0].len = 400;
@@ -483,7 +411,7 @@ static void test_engine_initial_offset(void **state)
     o.initial_offset = 400;
     uint32_t id = 0;
     assert_int_equal(sprig_transfer_read(&F.cn, &o, &id), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_OK);
     assert_int_equal(F.cres[0].len, 1000);
     assert_memory_equal(F.cstore[0], F.sstore[0], 1000);
@@ -493,7 +421,7 @@ static void test_engine_initial_offset(void **state)
     o.initial_offset = 2000;
     F.cres[0].len = 2000;
     assert_int_equal(sprig_transfer_read(&F.cn, &o, &id), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_UNIMPLEMENTED);
 }
 
@@ -502,12 +430,12 @@ static void test_engine_initial_offset(void **state)
 static void test_engine_handler_fails_mid_write(void **state)
 {
     (void)state;
-    fill(F.cstore[0], 3000, 11);
+    xfer_fill(F.cstore[0], 3000, 11);
     F.cres[0].len = 3000;
     F.sres[0].len = 7;
     F.sres[0].fail_at = 1500;
     uint32_t id = do_write(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.sr[id].status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.sres[0].len, 7); /* nothing claimed written */
@@ -515,7 +443,7 @@ static void test_engine_handler_fails_mid_write(void **state)
     F.sres[1].len = 3000;
     F.cres[1].fail_at = 1000;
     id = do_read(2, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.sr[id].status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.cres[1].len, 0);
@@ -528,16 +456,16 @@ static void test_engine_concurrent(void **state)
     for (size_t i = 0; i < NSESS; i++) {
         size_t n = 2000 + 517 * i;
         if (i % 2 == 0) {
-            fill(F.sstore[i], n, (uint32_t)i);
+            xfer_fill(F.sstore[i], n, (uint32_t)i);
             F.sres[i].len = n;
             ids[i] = do_read((uint32_t)i + 1, (uint32_t)i + 1);
         } else {
-            fill(F.cstore[i], n, (uint32_t)i);
+            xfer_fill(F.cstore[i], n, (uint32_t)i);
             F.cres[i].len = n;
             ids[i] = do_write((uint32_t)i + 1, (uint32_t)i + 1);
         }
     }
-    drive();
+    xfer_drive(&F.env);
     for (size_t i = 0; i < NSESS; i++) {
         size_t n = 2000 + 517 * i;
         assert_int_equal(F.cr[ids[i]].status, SPRIG_STATUS_OK);
@@ -580,11 +508,11 @@ static int setup_commit_fails(void **state)
 static void test_engine_commit_failure_is_data_loss(void **state)
 {
     (void)state;
-    fill(F.cstore[0], 700, 2);
+    xfer_fill(F.cstore[0], 700, 2);
     F.cres[0].len = 700;
     F.sres[0].len = 9;
     uint32_t id = do_write(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.sr[id].status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.sres[0].len, 9);
@@ -597,7 +525,7 @@ static void test_engine_cancel_by_client(void **state)
     F.cancel_at = 1000;
     F.cancel_side = 1;
     uint32_t id = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].ndone, 1);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_CANCELLED);
     assert_int_equal(F.sr[id].status, SPRIG_STATUS_CANCELLED);
@@ -613,7 +541,7 @@ static void test_engine_cancel_by_server(void **state)
     F.cancel_at = 2000;
     F.cancel_side = 2;
     uint32_t id = do_write(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_CANCELLED);
     assert_int_equal(F.sr[id].status, SPRIG_STATUS_CANCELLED);
     assert_int_equal(F.sres[0].len, 3); /* the upload was discarded */
@@ -624,11 +552,11 @@ static void test_engine_deinit_cancels(void **state)
     (void)state;
     F.sres[0].len = 500;
     uint32_t id = do_read(1, 1);
-    sprig_loop_poll(&F.loop, F.fc.now); /* one pass: the handshake is under way */
+    sprig_loop_poll(&F.env.loop, F.env.fc.now); /* one pass: the handshake is under way */
     assert_int_equal(sprig_transfer_active(&F.sn), 1);
     sprig_transfer_deinit(&F.cn);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_CANCELLED);
-    drive(); /* the server sees its socket close */
+    xfer_drive(&F.env); /* the server sees its socket close */
     assert_int_equal(F.sr[id].ndone, 1);
     assert_int_equal(F.sr[id].status, SPRIG_STATUS_ABORTED);
 }
@@ -647,12 +575,12 @@ static size_t count_type(uint32_t type)
 static void test_engine_peer_silent_handshake(void **state)
 {
     (void)state;
-    sprig_time t0 = F.fc.now;
+    sprig_time t0 = F.env.fc.now;
     uint32_t id = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_DEADLINE_EXCEEDED);
     assert_int_equal(count_type(SPRIG_TRANSFER_CHUNK_START), 4); /* first + 3 retries */
-    assert_true(F.fc.now - t0 == SPRIG_TIME_S(8));               /* 4 timeouts of 2 s */
+    assert_true(F.env.fc.now - t0 == SPRIG_TIME_S(8));           /* 4 timeouts of 2 s */
     assert_int_equal(count_type(SPRIG_TRANSFER_CHUNK_COMPLETION), 1);
     const sprig_transfer_chunk *first = &F.got[0].c;
     assert_int_equal(first->desired_session_id, id);
@@ -682,7 +610,7 @@ static void test_engine_peer_silent_data(void **state)
     (void)state;
     F.raw = ack_then_silence;
     uint32_t id = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_DEADLINE_EXCEEDED);
     assert_int_equal(count_type(SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION), 1);
     assert_int_equal(count_type(SPRIG_TRANSFER_CHUNK_PARAMETERS_RETRANSMIT), 3);
@@ -690,7 +618,7 @@ static void test_engine_peer_silent_data(void **state)
     F.cres[1].len = 10;
     F.ngot = 0;
     id = do_write(1, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_DEADLINE_EXCEEDED);
     assert_int_equal(count_type(SPRIG_TRANSFER_CHUNK_START_ACK_CONFIRMATION), 4);
 }
@@ -719,7 +647,7 @@ static void test_engine_checksum_mismatch_read(void **state)
     F.raw = bad_crc_server;
     F.cres[0].len = 2;
     uint32_t id = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.cres[0].len, 2); /* not committed */
     const sprig_transfer_chunk *last = &F.got[F.ngot - 1].c;
@@ -756,11 +684,11 @@ static void test_engine_checksum_mismatch_write(void **state)
     (void)state;
     /* the raw peer is the client here: the node under test serves F.sh on socket a */
     sprig_transfer_deinit(&F.cn);
-    settle();
+    xfer_settle(&F.env);
     sprig_sock *a = NULL;
     sprig_sock_close(F.b);
-    settle();
-    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_SEQPACKET, &a, &F.b), SPRIG_STATUS_OK);
+    xfer_settle(&F.env);
+    assert_int_equal(sprig_mem_pair(&F.env.m, SPRIG_SOCK_SEQPACKET, &a, &F.b), SPRIG_STATUS_OK);
     sprig_sock_set_callback(F.b, raw_event, NULL);
     sprig_transfer_cfg c;
     node_cfg(&c, a, F.ssess, F.srx);
@@ -780,7 +708,7 @@ static void test_engine_checksum_mismatch_write(void **state)
     s.protocol_version = 2;
     s.direction = SPRIG_TRANSFER_DIR_WRITE;
     raw_send(&s);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.sr[9].ndone, 1);
     assert_int_equal(F.sr[9].status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.sres[0].len, 1); /* discarded */
@@ -794,14 +722,14 @@ static void test_engine_checksum_mismatch_write(void **state)
     d.type = SPRIG_TRANSFER_CHUNK_DATA;
     d.session_id = 9;
     raw_send(&d);
-    settle();
+    xfer_settle(&F.env);
     assert_int_equal(F.ngot, 1);
     assert_int_equal(F.got[0].c.type, SPRIG_TRANSFER_CHUNK_COMPLETION);
     assert_int_equal(F.got[0].c.status, SPRIG_STATUS_FAILED_PRECONDITION);
     /* a legacy / garbage chunk is dropped silently */
     uint8_t junk[] = {0x32, 0x7f};
     assert_int_equal(sprig_sock_send(F.b, junk, sizeof(junk), NULL), SPRIG_STATUS_OK);
-    settle();
+    xfer_settle(&F.env);
     assert_int_equal(F.ngot, 1);
     assert_int_equal(F.sn.stats.dropped, 1);
 }
@@ -816,7 +744,7 @@ static void test_engine_unsupported_offset_echo(void **state)
     o.initial_offset = 50;
     uint32_t id = 0;
     assert_int_equal(sprig_transfer_read(&F.cn, &o, &id), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_UNIMPLEMENTED);
     assert_int_equal(F.got[0].c.initial_offset, 50);
 }
@@ -857,12 +785,12 @@ static void small_window_server(const sprig_transfer_chunk *c)
 static void test_engine_sender_timeout_resends_last_chunk(void **state)
 {
     (void)state;
-    fill(F.cstore[0], 1000, 8);
+    xfer_fill(F.cstore[0], 1000, 8);
     F.cres[0].len = 1000;
     F.raw = small_window_server;
     script_retransmit_to = 0;
     uint32_t id = do_write(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_DEADLINE_EXCEEDED);
     /* 100 + 50 bytes in the window, then the last chunk again on each of 3 timeouts */
     size_t k = 0;
@@ -889,7 +817,7 @@ static void test_engine_retransmit_beyond_sent_is_internal(void **state)
     F.raw = small_window_server;
     script_retransmit_to = 900; /* never sent */
     uint32_t id = do_write(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_INTERNAL);
     const sprig_transfer_chunk *last = &F.got[F.ngot - 1].c;
     assert_int_equal(last->type, SPRIG_TRANSFER_CHUNK_COMPLETION);
@@ -910,7 +838,7 @@ static void raw_start(uint32_t id, uint32_t version, uint32_t direction)
         s.direction = direction;
     }
     raw_send(&s);
-    settle();
+    xfer_settle(&F.env);
 }
 
 static void expect_refusal(uint32_t id, sprig_status status)
@@ -934,12 +862,12 @@ static void test_engine_start_refusals(void **state)
     expect_refusal(42, SPRIG_STATUS_INVALID_ARGUMENT);
     /* the id of one of our own client sessions */
     uint32_t id = do_read(1, 1);
-    settle();
+    xfer_settle(&F.env);
     raw_start(id, 2, SPRIG_TRANSFER_DIR_READ);
     expect_refusal(id, SPRIG_STATUS_ALREADY_EXISTS);
     assert_int_equal(F.cn.stats.refused, 4);
     assert_int_equal(sprig_transfer_cancel(&F.cn, id), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_CANCELLED);
     /* a COMPLETION for a session nobody has is still acknowledged */
     F.ngot = 0;
@@ -948,7 +876,7 @@ static void test_engine_start_refusals(void **state)
     c.type = SPRIG_TRANSFER_CHUNK_COMPLETION;
     c.session_id = 55;
     raw_send(&c);
-    settle();
+    xfer_settle(&F.env);
     assert_int_equal(F.ngot, 1);
     assert_int_equal(F.got[0].c.type, SPRIG_TRANSFER_CHUNK_COMPLETION_ACK);
     assert_int_equal(F.got[0].c.session_id, 55);
@@ -999,13 +927,13 @@ static void test_engine_beyond_4gib(void **state)
     assert_int_equal(sprig_transfer_write(&F.cn, &o, &id), SPRIG_STATUS_OUT_OF_RANGE);
     assert_int_equal(sprig_transfer_active(&F.cn), 0);
     assert_int_equal(F.cres[0].busy, 0);
-    settle();
+    xfer_settle(&F.env);
     assert_int_equal(F.ngot, 0);
     /* the sender announces a transfer ending beyond the limit: the receiver ends it */
     F.raw = huge_server;
     F.cres[0].len = 2;
     id = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_OUT_OF_RANGE);
     assert_int_equal(F.cres[0].len, 2); /* not committed */
     const sprig_transfer_chunk *last = &F.got[F.ngot - 1].c;
@@ -1013,11 +941,11 @@ static void test_engine_beyond_4gib(void **state)
     assert_int_equal(last->status, SPRIG_STATUS_OUT_OF_RANGE);
     /* as a server: a resource too large, and a start offset beyond the limit */
     sprig_transfer_deinit(&F.cn);
-    settle();
+    xfer_settle(&F.env);
     sprig_sock *a = NULL;
     sprig_sock_close(F.b);
-    settle();
-    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_SEQPACKET, &a, &F.b), SPRIG_STATUS_OK);
+    xfer_settle(&F.env);
+    assert_int_equal(sprig_mem_pair(&F.env.m, SPRIG_SOCK_SEQPACKET, &a, &F.b), SPRIG_STATUS_OK);
     sprig_sock_set_callback(F.b, raw_event, NULL);
     huge_ops = *F.sh.handler.ops;
     huge_ops.open = huge_open;
@@ -1045,7 +973,7 @@ static void test_engine_beyond_4gib(void **state)
     s.direction = SPRIG_TRANSFER_DIR_WRITE;
     s.initial_offset = 1ull << 32;
     raw_send(&s);
-    settle();
+    xfer_settle(&F.env);
     expect_refusal(31, SPRIG_STATUS_OUT_OF_RANGE);
     assert_int_equal(F.sn.stats.refused, 2);
     assert_int_equal(sprig_transfer_active(&F.sn), 0);
@@ -1072,13 +1000,13 @@ static void test_engine_control_chunk_waits_for_socket(void **state)
         assert_int_equal(sprig_sock_recv(F.b, buf, sizeof(buf), &n), SPRIG_STATUS_OK);
     }
     sprig_sock_set_callback(F.b, raw_event, NULL);
-    settle();
+    xfer_settle(&F.env);
     assert_int_equal(F.csess[0].pending, 0);
     assert_int_equal(F.ngot, 1);
     assert_int_equal(F.got[0].c.type, SPRIG_TRANSFER_CHUNK_START);
     assert_int_equal(F.got[0].c.desired_session_id, id);
     assert_int_equal(sprig_transfer_cancel(&F.cn, id), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_CANCELLED);
 }
 
@@ -1101,16 +1029,16 @@ static void test_engine_min_delay_honoured(void **state)
 {
     (void)state;
     size_t n = 10 * MAX_CHUNK;
-    fill(F.sstore[0], n, 1);
+    xfer_fill(F.sstore[0], n, 1);
     F.sres[0].len = n;
-    sprig_time t0 = F.fc.now;
+    sprig_time t0 = F.env.fc.now;
     uint32_t id = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_OK);
     assert_memory_equal(F.cstore[0], F.sstore[0], n);
     /* 10 chunks, 9 gaps of at least 5 ms */
-    assert_true(F.fc.now - t0 >= SPRIG_TIME_MS(45));
-    assert_true(F.fc.now - t0 < SPRIG_TIME_MS(100));
+    assert_true(F.env.fc.now - t0 >= SPRIG_TIME_MS(45));
+    assert_true(F.env.fc.now - t0 < SPRIG_TIME_MS(100));
     assert_int_equal(F.sn.stats.retransmits, 0);
 }
 
@@ -1126,18 +1054,18 @@ static void test_engine_init_checks(void **state)
     sprig_transfer_deinit(&n); /* safe after a failed init */
     sprig_sock *x = NULL;
     sprig_sock *y = NULL;
-    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_STREAM, &x, &y), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_mem_pair(&F.env.m, SPRIG_SOCK_STREAM, &x, &y), SPRIG_STATUS_OK);
     c.sock = x;
     assert_int_equal(sprig_transfer_init(&n, &c), SPRIG_STATUS_INVALID_ARGUMENT);
     sprig_sock_close(x);
     sprig_sock_close(y);
-    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_SEQPACKET, &x, &y), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_mem_pair(&F.env.m, SPRIG_SOCK_SEQPACKET, &x, &y), SPRIG_STATUS_OK);
     c.sock = x;
     c.rx_cap = MAX_MSG - 1; /* smaller than a message */
     assert_int_equal(sprig_transfer_init(&n, &c), SPRIG_STATUS_INVALID_ARGUMENT);
     sprig_sock_close(x);
     sprig_sock_close(y);
-    settle();
+    xfer_settle(&F.env);
 }
 
 int main(void)

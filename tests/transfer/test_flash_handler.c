@@ -8,6 +8,7 @@
  * resume at an offset; with the device's commit/invalidate/length hooks and without them.
  */
 #include "support.h"
+#include "xfer_fixture.h"
 
 #include <string.h>
 
@@ -15,7 +16,7 @@
 #include "sprig/transfer.h"
 #include "sprig/transfer_flash.h"
 
-enum { MAX_MSG = 256, NBUFS = 64, NSOCKS = 4, NSESS = 4, NLOCAL = 2, LOCAL_CAP = 12000 };
+enum { MAX_MSG = 256, NSESS = 4, NLOCAL = 2, LOCAL_CAP = 12000 };
 enum { MAX_IDS = 32, NREADS = 2 };
 enum {
     BLOCK = 1024,
@@ -24,9 +25,7 @@ enum {
     NBLOCKS = FLASH / BLOCK,
     NPAGES = FLASH / PAGE
 };
-#define BUF_SIZE  (MAX_MSG + SPRIG_CONFIG_SOCK_HEADROOM)
 #define MAX_CHUNK (MAX_MSG - SPRIG_TRANSFER_DATA_OVERHEAD) /* 208: not a multiple of PAGE */
-#define NEVER     SPRIG_TIME_NEVER
 #define LOCAL     100u  /* the client's mem resources are LOCAL + 1, LOCAL + 2 */
 #define OLD       0x5Au /* what the flash holds at the start */
 
@@ -71,13 +70,7 @@ typedef struct nor {
 } nor;
 
 typedef struct fixture {
-    sprig_fake_clock fc;
-    sprig_loop loop;
-    sprig_buf_pool pool;
-    sprig_buf bufs[NBUFS];
-    uint8_t mem[NBUFS * BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
-    sprig_mem_sock socks[NSOCKS];
-    sprig_mem_backend m;
+    xfer_env env; /* clock, loop, buffers, in-memory sockets */
     sprig_transfer_node cn, sn;
     sprig_transfer_session csess[NSESS], ssess[NSESS];
     uint8_t crx[MAX_MSG], srx[MAX_MSG];
@@ -96,14 +89,6 @@ typedef struct fixture {
 } fixture;
 
 static fixture F;
-
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
 
 /* ---- the simulated NOR flash ----------------------------------------------------------------- */
 
@@ -242,32 +227,6 @@ static void nor_counts_reset(void)
 
 /* ---- the engine fixture ---------------------------------------------------------------------- */
 
-static void settle(void)
-{
-    for (int i = 0; i < 100000; i++) {
-        sprig_loop_poll(&F.loop, F.fc.now);
-        if (F.loop.tasks_head == NULL) {
-            return;
-        }
-    }
-    fail_msg("the loop never settles");
-}
-
-static void drive(void)
-{
-    for (int i = 0; i < 100000; i++) {
-        settle();
-        sprig_time next = sprig_loop_next_deadline(&F.loop);
-        if (next == NEVER) {
-            return;
-        }
-        if (next > F.fc.now) {
-            sprig_fake_clock_set(&F.fc, next);
-        }
-    }
-    fail_msg("the transfer never ends");
-}
-
 static result *res_of(sprig_transfer_node *node, uint32_t id)
 {
     assert_true(id < MAX_IDS);
@@ -306,13 +265,7 @@ static void on_progress(sprig_transfer_node *node, uint32_t id, uint64_t done, u
 static void node_cfg(sprig_transfer_cfg *c, sprig_sock *sock, sprig_transfer_session *sess,
                      uint8_t *rx)
 {
-    memset(c, 0, sizeof(*c));
-    c->loop = &F.loop;
-    c->sock = sock;
-    c->sessions = sess;
-    c->max_sessions = NSESS;
-    c->rx_buf = rx;
-    c->rx_cap = MAX_MSG;
+    *c = xfer_node_cfg(&F.env.loop, sock, sess, NSESS, rx, MAX_MSG);
     c->on_progress = on_progress;
     c->on_done = on_done;
 }
@@ -341,22 +294,12 @@ static int setup_with(bool hooks)
     memset(F.dev.small_prog, 1, sizeof(F.dev.small_prog));
     F.dev.committed[R_BOOT] = 1;
     F.dev.length[R_BOOT] = 2 * BLOCK - 100;
-    sprig_fake_clock_init(&F.fc, SPRIG_TIME_S(100));
-    sprig_loop_cfg lc = {.clock = F.fc.clock};
-    assert_int_equal(sprig_loop_init(&F.loop, &lc), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_buf_pool_init(&F.pool, F.bufs, F.mem, NBUFS, BUF_SIZE), SPRIG_STATUS_OK);
-    sprig_mem_cfg mc = {.max_message_size = MAX_MSG};
-    assert_int_equal(sprig_mem_backend_init(&F.m, &F.loop, &mc, F.socks, NSOCKS, &F.pool),
-                     SPRIG_STATUS_OK);
-    sprig_sock *a = NULL;
-    sprig_sock *b = NULL;
-    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_SEQPACKET, &a, &b), SPRIG_STATUS_OK);
-    for (size_t i = 0; i < NLOCAL; i++) {
-        F.cres[i].id = LOCAL + (uint32_t)i + 1;
-        F.cres[i].data = F.cstore[i];
-        F.cres[i].cap = LOCAL_CAP;
-        F.cres[i].access = SPRIG_TRANSFER_ACCESS_READ | SPRIG_TRANSFER_ACCESS_WRITE;
-    }
+    xfer_env_cfg ec = {.mem = {.max_message_size = MAX_MSG}};
+    xfer_env_init(&F.env, &ec);
+    sprig_sock *a;
+    sprig_sock *b;
+    xfer_env_pair(&F.env, SPRIG_SOCK_SEQPACKET, &a, &b);
+    xfer_mem_resources(F.cres, NLOCAL, &F.cstore[0][0], LOCAL_CAP, LOCAL + 1);
     sprig_transfer_mem_handler_init(&F.ch, F.cres, NLOCAL);
     sprig_transfer_flash_cfg fc = flash_cfg();
     assert_int_equal(sprig_transfer_flash_handler_init(&F.fh, &fc), SPRIG_STATUS_OK);
@@ -366,7 +309,7 @@ static int setup_with(bool hooks)
     node_cfg(&c, b, F.ssess, F.srx);
     c.handler = &F.fh.handler;
     assert_int_equal(sprig_transfer_init(&F.sn, &c), SPRIG_STATUS_OK);
-    settle();
+    xfer_settle(&F.env);
     return 0;
 }
 
@@ -385,21 +328,18 @@ static int setup_plain(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    settle();
+    xfer_settle(&F.env);
     assert_int_equal(sprig_transfer_active(&F.cn), 0);
     assert_int_equal(sprig_transfer_active(&F.sn), 0);
     sprig_transfer_deinit(&F.cn);
     sprig_transfer_deinit(&F.sn);
-    settle();
+    xfer_settle(&F.env);
     assert_null(F.fh.w_region); /* every write was closed */
     for (size_t i = 0; i < NREADS; i++) {
         assert_int_equal(F.reads[i].in_use, 0);
     }
-    assert_int_equal(sprig_mem_backend_in_use(&F.m), 0);
-    assert_int_equal(sprig_buf_pool_available(&F.pool), NBUFS);
-    assert_null(F.loop.timers);
-    sprig_mem_backend_deinit(&F.m);
-    sprig_loop_deinit(&F.loop);
+    xfer_mem_resources_idle(F.cres, NLOCAL);
+    xfer_env_deinit(&F.env);
     return 0;
 }
 
@@ -426,7 +366,7 @@ static sprig_status put(uint32_t remote, size_t n, uint64_t offset)
 {
     F.cres[0].len = n;
     uint32_t id = start(true, remote, 1, offset);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].ndone, 1);
     if (F.sr[id].ndone != 0) { /* a session the server accepted */
         assert_int_equal(F.sr[id].ndone, 1);
@@ -441,7 +381,7 @@ static sprig_status get(uint32_t remote, uint64_t offset)
     F.cres[1].len = (size_t)offset;
     memset(F.cstore[1] + offset, 0xEE, LOCAL_CAP - (size_t)offset);
     uint32_t id = start(false, remote, 2, offset);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[id].ndone, 1);
     return F.cr[id].status;
 }
@@ -548,7 +488,7 @@ static void test_flash_write_sizes_and_read_back(void **state)
     (void)state;
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         size_t n = sizes[k];
-        fill(F.cstore[0], n, (uint32_t)k + 3);
+        xfer_fill(F.cstore[0], n, (uint32_t)k + 3);
         fw_old();
         assert_int_equal(put(ID_FW, n, 0), SPRIG_STATUS_OK);
         check_fw(F.cstore[0], n, 0);
@@ -575,7 +515,7 @@ static void test_flash_tiny_writes_gather_pages(void **state)
     assert_int_equal(h->ops->open(h->ctx, ID_SMALL, SPRIG_TRANSFER_ACCESS_WRITE, 0, &handle, &size),
                      SPRIG_STATUS_OK);
     uint8_t data[300];
-    fill(data, sizeof(data), 42);
+    xfer_fill(data, sizeof(data), 42);
     size_t at = 0;
     for (size_t step = 1; at < sizeof(data); step = step % 7 + 1) {
         size_t n = sizeof(data) - at < step ? sizeof(data) - at : step;
@@ -611,7 +551,7 @@ static void test_flash_tiny_writes_gather_pages(void **state)
 static void test_flash_exact_and_one_byte_too_many(void **state)
 {
     (void)state;
-    fill(F.cstore[0], FW_SIZE + 1, 9);
+    xfer_fill(F.cstore[0], FW_SIZE + 1, 9);
     assert_int_equal(put(ID_FW, FW_SIZE, 0), SPRIG_STATUS_OK);
     check_fw(F.cstore[0], FW_SIZE, 0);
     nor_counts_reset();
@@ -638,7 +578,7 @@ static void test_flash_exact_and_one_byte_too_many(void **state)
 static void test_flash_too_many_without_hooks_erases_first_block(void **state)
 {
     (void)state;
-    fill(F.cstore[0], FW_SIZE + 1, 10);
+    xfer_fill(F.cstore[0], FW_SIZE + 1, 10);
     assert_int_equal(put(ID_FW, FW_SIZE + 1, 0), SPRIG_STATUS_DATA_LOSS);
     unsigned first = FW_BASE / BLOCK;
     assert_int_equal(F.dev.erased[first], 2);
@@ -667,7 +607,7 @@ static void test_flash_too_many_without_hooks_erases_first_block(void **state)
 static void test_flash_device_error_mid_write(void **state)
 {
     (void)state;
-    fill(F.cstore[0], 5000, 11);
+    xfer_fill(F.cstore[0], 5000, 11);
     F.dev.fail_program_at = FW_BASE + 3000;
     assert_int_equal(put(ID_FW, 5000, 0), SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.dev.commits, 0);
@@ -695,7 +635,7 @@ static void test_flash_device_error_mid_write(void **state)
 static void test_flash_cancel_mid_write(void **state)
 {
     (void)state;
-    fill(F.cstore[0], 6000, 12);
+    xfer_fill(F.cstore[0], 6000, 12);
     F.cancel_at = 2500;
     assert_int_equal(put(ID_FW, 6000, 0), SPRIG_STATUS_CANCELLED);
     assert_int_equal(F.dev.commits, 0);
@@ -708,7 +648,7 @@ static void test_flash_read_bounds_and_offsets(void **state)
 {
     (void)state;
     /* boot: read only, committed length 2048 - 100 reported by the device */
-    fill(F.dev.mem, 2 * BLOCK, 13);
+    xfer_fill(F.dev.mem, 2 * BLOCK, 13);
     assert_int_equal(get(ID_BOOT, 0), SPRIG_STATUS_OK);
     assert_int_equal(F.cres[1].len, 2 * BLOCK - 100);
     assert_memory_equal(F.cstore[1], F.dev.mem, 2 * BLOCK - 100);
@@ -748,7 +688,7 @@ static void test_flash_access_and_unknown(void **state)
     assert_int_equal(get(99, 0), SPRIG_STATUS_NOT_FOUND);
     assert_int_equal(F.dev.erases + F.dev.programs, 0);
     /* the write-only region takes a write */
-    fill(F.cstore[0], 100, 14);
+    xfer_fill(F.cstore[0], 100, 14);
     assert_int_equal(put(ID_LOG, 100, 0), SPRIG_STATUS_OK);
     assert_memory_equal(F.dev.mem + LOG_BASE, F.cstore[0], 100);
 }
@@ -756,11 +696,11 @@ static void test_flash_access_and_unknown(void **state)
 static void test_flash_busy(void **state)
 {
     (void)state;
-    fill(F.cstore[0], 6000, 15);
+    xfer_fill(F.cstore[0], 6000, 15);
     F.cres[0].len = 6000;
     F.read_at = 3000; /* in the middle of the write, a read of the region being written */
     uint32_t w = start(true, ID_FW, 1, 0);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.cr[w].status, SPRIG_STATUS_OK);
     assert_true(F.read_id != 0 && F.read_id < MAX_IDS);
     assert_int_equal(F.cr[F.read_id].ndone, 1);
@@ -793,7 +733,7 @@ static void test_flash_busy(void **state)
 static void test_flash_resume(void **state)
 {
     (void)state;
-    fill(F.cstore[0], 5000, 16);
+    xfer_fill(F.cstore[0], 5000, 16);
     /* the first attempt fails in block 2 */
     F.dev.fail_program_at = FW_BASE + 2 * BLOCK + 100;
     assert_int_equal(put(ID_FW, 5000, 0), SPRIG_STATUS_DATA_LOSS);
@@ -814,7 +754,7 @@ static void test_flash_resume(void **state)
     /* resume at exactly the end: nothing to erase, commits the length */
     nor_counts_reset();
     F.cres[0].len = FW_SIZE;
-    fill(F.cstore[0], FW_SIZE, 17);
+    xfer_fill(F.cstore[0], FW_SIZE, 17);
     assert_int_equal(put(ID_FW, FW_SIZE, FW_SIZE), SPRIG_STATUS_OK);
     assert_int_equal(F.dev.erases + F.dev.programs, 0);
     assert_int_equal(F.dev.last_commit_len, FW_SIZE);
@@ -823,7 +763,7 @@ static void test_flash_resume(void **state)
 static void test_flash_resume_needs_invalidate_hook(void **state)
 {
     (void)state;
-    fill(F.cstore[0], 5000, 18);
+    xfer_fill(F.cstore[0], 5000, 18);
     assert_int_equal(put(ID_FW, 5000, BLOCK), SPRIG_STATUS_UNIMPLEMENTED);
     assert_int_equal(put(ID_FW, 5000, 0), SPRIG_STATUS_OK);
     check_fw(F.cstore[0], 5000, 0);

@@ -8,6 +8,7 @@
  * resources came back.
  */
 #include "support.h"
+#include "xfer_fixture.h"
 
 #include <string.h>
 
@@ -17,8 +18,6 @@
 
 enum {
     MAX_MSG = 512,
-    NBUFS = 64,
-    NSOCKS = 4,
     NSESS = 4,
     NSLOTS = 3,
     NRES = 8,
@@ -27,11 +26,9 @@ enum {
     MAX_IDS = 8,
     NCALLS = 8,
 };
-#define BUF_SIZE  (MAX_MSG + SPRIG_CONFIG_SOCK_HEADROOM)
 #define RX_CAP    (MAX_MSG - SPRIG_RPC_PACKET_OVERHEAD) /* the client's: all an RPC payload holds */
 #define SRX_CAP   400                                   /* the server's: less than that */
 #define MAX_CHUNK (SRX_CAP - SPRIG_TRANSFER_DATA_OVERHEAD)
-#define NEVER     SPRIG_TIME_NEVER
 #define LOCAL     100u /* client-side resource ids are LOCAL + 1.. */
 #define WRITE_IDS 0x40000000u
 
@@ -47,13 +44,7 @@ typedef struct got_chunk {
 } got_chunk;
 
 typedef struct fixture {
-    sprig_fake_clock fc;
-    sprig_loop loop;
-    sprig_buf_pool pool;
-    sprig_buf bufs[NBUFS];
-    uint8_t mem[NBUFS * BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
-    sprig_mem_sock socks[NSOCKS];
-    sprig_mem_backend m;
+    xfer_env env; /* clock, loop, buffers, in-memory sockets */
     /* server */
     sprig_rpc_server srv;
     sprig_rpc_call calls[NCALLS];
@@ -96,40 +87,6 @@ typedef struct fixture {
 } fixture;
 
 static fixture F;
-
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
-static void settle(void)
-{
-    for (int i = 0; i < 100000; i++) {
-        sprig_loop_poll(&F.loop, F.fc.now);
-        if (F.loop.tasks_head == NULL) {
-            return;
-        }
-    }
-    fail_msg("the loop never settles");
-}
-
-static void drive(void)
-{
-    for (int i = 0; i < 100000; i++) {
-        settle();
-        sprig_time next = sprig_loop_next_deadline(&F.loop);
-        if (next == NEVER) {
-            return;
-        }
-        if (next > F.fc.now) {
-            sprig_fake_clock_set(&F.fc, next);
-        }
-    }
-    fail_msg("the transfer never ends");
-}
 
 static result *res_of(uint32_t id)
 {
@@ -190,38 +147,22 @@ static void srv_done(sprig_transfer_node *node, uint32_t id, sprig_status status
     F.sstatus[F.sdone++] = status;
 }
 
-static void res_init(sprig_transfer_mem_resource *r, uint8_t (*store)[RES_CAP], uint32_t base)
-{
-    for (size_t i = 0; i < NRES; i++) {
-        memset(&r[i], 0, sizeof(r[i]));
-        r[i].id = base + (uint32_t)i + 1;
-        r[i].data = store[i];
-        r[i].cap = RES_CAP;
-        r[i].access = SPRIG_TRANSFER_ACCESS_READ | SPRIG_TRANSFER_ACCESS_WRITE;
-    }
-}
-
 static int setup_slots(size_t slots)
 {
     memset(&F, 0, sizeof(F));
-    sprig_fake_clock_init(&F.fc, SPRIG_TIME_S(100));
-    sprig_loop_cfg lc = {.clock = F.fc.clock};
-    assert_int_equal(sprig_loop_init(&F.loop, &lc), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_buf_pool_init(&F.pool, F.bufs, F.mem, NBUFS, BUF_SIZE), SPRIG_STATUS_OK);
     /* A window of two messages: the senders often meet UNAVAILABLE. */
-    sprig_mem_cfg mc = {.max_message_size = MAX_MSG, .window_bytes = 2 * MAX_MSG};
-    assert_int_equal(sprig_mem_backend_init(&F.m, &F.loop, &mc, F.socks, NSOCKS, &F.pool),
-                     SPRIG_STATUS_OK);
-    sprig_sock *a = NULL;
-    sprig_sock *b = NULL;
-    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_SEQPACKET, &a, &b), SPRIG_STATUS_OK);
-    res_init(F.cres, F.cstore, LOCAL);
-    res_init(F.sres, F.sstore, 0);
+    xfer_env_cfg ec = {.mem = {.max_message_size = MAX_MSG, .window_bytes = 2 * MAX_MSG}};
+    xfer_env_init(&F.env, &ec);
+    sprig_sock *a;
+    sprig_sock *b;
+    xfer_env_pair(&F.env, SPRIG_SOCK_SEQPACKET, &a, &b);
+    xfer_mem_resources(F.cres, NRES, &F.cstore[0][0], RES_CAP, LOCAL + 1);
+    xfer_mem_resources(F.sres, NRES, &F.sstore[0][0], RES_CAP, 1);
     sprig_transfer_mem_handler_init(&F.ch, F.cres, NRES);
     sprig_transfer_mem_handler_init(&F.sh, F.sres, NRES);
 
     sprig_rpc_server_cfg sc = {
-        .loop = &F.loop,
+        .loop = &F.env.loop,
         .calls = F.calls,
         .max_calls = NCALLS,
         .conns = F.conns,
@@ -232,7 +173,7 @@ static int setup_slots(size_t slots)
     assert_int_equal(sprig_rpc_server_init(&F.srv, &sc), SPRIG_STATUS_OK);
     assert_int_equal(sprig_buf_pool_init(&F.spool, F.sbufs, F.smem, 2, SRX_CAP), SPRIG_STATUS_OK);
     sprig_transfer_rpc_service_cfg tc = {
-        .loop = &F.loop,
+        .loop = &F.env.loop,
         .slots = F.slots,
         .max_calls = slots,
         .sessions = F.ssess,
@@ -248,7 +189,7 @@ static int setup_slots(size_t slots)
     assert_int_equal(sprig_rpc_server_serve(&F.srv, b, NULL), SPRIG_STATUS_OK);
 
     sprig_rpc_client_cfg cc = {
-        .loop = &F.loop, .sock = a, .rx_buf = F.cli_rx, .rx_cap = sizeof(F.cli_rx)};
+        .loop = &F.env.loop, .sock = a, .rx_buf = F.cli_rx, .rx_cap = sizeof(F.cli_rx)};
     assert_int_equal(sprig_rpc_client_init(&F.cli, &cc), SPRIG_STATUS_OK);
     F.cli_up = true;
     assert_int_equal(sprig_buf_pool_init(&F.cpool, F.cbufs, F.cmem, 1, RX_CAP), SPRIG_STATUS_OK);
@@ -261,7 +202,7 @@ static int setup_slots(size_t slots)
         .tx_pool = &F.cpool,
     };
     assert_int_equal(sprig_transfer_rpc_client_init(&F.tc, &tcc), SPRIG_STATUS_OK);
-    settle();
+    xfer_settle(&F.env);
     return 0;
 }
 
@@ -280,7 +221,7 @@ static int setup_one_slot(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(sprig_transfer_rpc_active(&F.tc), 0);
     sprig_transfer_rpc_client_deinit(&F.tc);
     sprig_transfer_rpc_client_deinit(&F.tc); /* idempotent */
@@ -288,24 +229,17 @@ static int teardown(void **state)
         sprig_rpc_client_cancel(&F.raw);
         sprig_rpc_client_deinit(&F.cli);
     }
-    drive();
+    xfer_drive(&F.env);
     sprig_transfer_rpc_service_deinit(&F.svc);
     sprig_transfer_rpc_service_deinit(&F.svc); /* idempotent */
     assert_int_equal(sprig_transfer_rpc_service_calls(&F.svc), 0);
     sprig_rpc_server_deinit(&F.srv);
-    settle();
-    assert_int_equal(sprig_mem_backend_in_use(&F.m), 0);
-    assert_int_equal(sprig_buf_pool_available(&F.pool), NBUFS);
+    xfer_settle(&F.env);
     assert_int_equal(sprig_buf_pool_available(&F.spool), 2);
     assert_int_equal(sprig_buf_pool_available(&F.cpool), 1);
-    assert_null(F.loop.timers);
-    for (size_t i = 0; i < NRES; i++) {
-        assert_int_equal(F.cres[i].busy, 0);
-        assert_int_equal(F.sres[i].busy, 0);
-    }
-    sprig_mem_backend_deinit(&F.m);
-    assert_null(F.loop.tasks_head);
-    sprig_loop_deinit(&F.loop);
+    xfer_mem_resources_idle(F.cres, NRES);
+    xfer_mem_resources_idle(F.sres, NRES);
+    xfer_env_deinit(&F.env);
     return 0;
 }
 
@@ -349,11 +283,11 @@ static void test_rpc_carrier_write_then_read_sizes(void **state)
         size_t n = sizes[k];
         memset(F.cr, 0, sizeof(F.cr));
         F.sdone = 0;
-        fill(F.cstore[0], n, (uint32_t)k + 7);
+        xfer_fill(F.cstore[0], n, (uint32_t)k + 7);
         F.cres[0].len = n;
         F.sres[2].len = 5; /* old content, replaced on commit */
         uint32_t w = do_write(3, 1);
-        drive();
+        xfer_drive(&F.env);
         assert_int_equal(res_of(w)->ndone, 1);
         assert_int_equal(res_of(w)->status, SPRIG_STATUS_OK);
         assert_int_equal(F.sres[2].len, n);
@@ -362,7 +296,7 @@ static void test_rpc_carrier_write_then_read_sizes(void **state)
         F.cres[1].len = 0;
         memset(F.cstore[1], 0xEE, RES_CAP);
         uint32_t r = do_read(3, 2);
-        drive();
+        xfer_drive(&F.env);
         assert_int_equal(res_of(r)->ndone, 1);
         assert_int_equal(res_of(r)->status, SPRIG_STATUS_OK);
         assert_true(res_of(r)->progress == n);
@@ -393,9 +327,9 @@ static void test_rpc_carrier_concurrent(void **state)
     uint32_t wid[NSESS];
     for (uint32_t i = 0; i < NSESS; i++) {
         size_t n = 3000 + 1111 * i;
-        fill(F.sstore[i], n, 100 + i);
+        xfer_fill(F.sstore[i], n, 100 + i);
         F.sres[i].len = n;
-        fill(F.cstore[4 + i], n, 200 + i);
+        xfer_fill(F.cstore[4 + i], n, 200 + i);
         F.cres[4 + i].len = n;
     }
     for (uint32_t i = 0; i < NSESS; i++) {
@@ -407,7 +341,7 @@ static void test_rpc_carrier_concurrent(void **state)
     sprig_transfer_opts o = opts(1, 1);
     uint32_t id = 0;
     assert_int_equal(sprig_transfer_rpc_read(&F.tc, &o, &id), SPRIG_STATUS_RESOURCE_EXHAUSTED);
-    drive();
+    xfer_drive(&F.env);
     for (uint32_t i = 0; i < NSESS; i++) {
         size_t n = 3000 + 1111 * i;
         assert_int_equal(res_of(rid[i])->status, SPRIG_STATUS_OK);
@@ -425,17 +359,17 @@ static void test_rpc_carrier_not_found_and_refusals(void **state)
     (void)state;
     uint32_t r = do_read(77, 1);
     uint32_t w = do_write(78, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(res_of(r)->status, SPRIG_STATUS_NOT_FOUND);
     assert_int_equal(res_of(w)->status, SPRIG_STATUS_NOT_FOUND);
     F.sres[0].access = SPRIG_TRANSFER_ACCESS_READ;
     w = do_write(1, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(res_of(w)->status, SPRIG_STATUS_PERMISSION_DENIED);
     /* The streams stay open for the next transfer. */
     F.sres[0].len = 10;
     r = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(res_of(r)->status, SPRIG_STATUS_OK);
     assert_int_equal(F.sdone, 1); /* refused STARTs have no server session */
 }
@@ -443,25 +377,25 @@ static void test_rpc_carrier_not_found_and_refusals(void **state)
 static void test_rpc_carrier_cancel(void **state)
 {
     (void)state;
-    fill(F.sstore[0], RES_CAP, 5);
+    xfer_fill(F.sstore[0], RES_CAP, 5);
     F.sres[0].len = RES_CAP;
     F.cres[0].len = 3;
     F.cancel_at = 2 * MAX_CHUNK;
     F.stop_how = 1;
     uint32_t r = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(res_of(r)->ndone, 1);
     assert_int_equal(res_of(r)->status, SPRIG_STATUS_CANCELLED);
     assert_int_equal(F.cres[0].len, 3); /* nothing claimed written */
     assert_int_equal(F.sdone, 1);
     assert_int_equal(F.sstatus[0], SPRIG_STATUS_CANCELLED);
     /* and again from the uploading side */
-    fill(F.cstore[1], RES_CAP, 6);
+    xfer_fill(F.cstore[1], RES_CAP, 6);
     F.cres[1].len = RES_CAP;
     F.sres[1].len = 4;
     F.cancel_at = 2 * MAX_CHUNK;
     uint32_t w = do_write(2, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(res_of(w)->status, SPRIG_STATUS_CANCELLED);
     assert_int_equal(F.sres[1].len, 4);
     assert_int_equal(F.sstatus[1], SPRIG_STATUS_CANCELLED);
@@ -473,16 +407,16 @@ static void test_rpc_carrier_cancel(void **state)
 static void test_rpc_carrier_connection_lost(void **state)
 {
     (void)state;
-    fill(F.sstore[0], RES_CAP, 8);
+    xfer_fill(F.sstore[0], RES_CAP, 8);
     F.sres[0].len = RES_CAP;
-    fill(F.cstore[1], RES_CAP, 9);
+    xfer_fill(F.cstore[1], RES_CAP, 9);
     F.cres[1].len = RES_CAP;
     F.sres[1].len = 4;
     F.cancel_at = 3 * MAX_CHUNK;
     F.stop_how = 2;
     uint32_t r = do_read(1, 1);
     uint32_t w = do_write(2, 2);
-    drive();
+    xfer_drive(&F.env);
     F.cli_up = false;
     assert_int_equal(res_of(r)->ndone, 1);
     assert_int_equal(res_of(r)->status, SPRIG_STATUS_CANCELLED);
@@ -505,12 +439,12 @@ static void test_rpc_carrier_connection_lost(void **state)
 static void test_rpc_carrier_service_goes_away(void **state)
 {
     (void)state;
-    fill(F.sstore[0], RES_CAP, 10);
+    xfer_fill(F.sstore[0], RES_CAP, 10);
     F.sres[0].len = RES_CAP;
     F.cancel_at = 2 * MAX_CHUNK;
     F.stop_how = 3;
     uint32_t r = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(res_of(r)->ndone, 1);
     assert_int_equal(res_of(r)->status, SPRIG_STATUS_CANCELLED);
     assert_int_equal(F.sdone, 1);
@@ -518,7 +452,7 @@ static void test_rpc_carrier_service_goes_away(void **state)
     assert_int_equal(sprig_transfer_rpc_service_calls(&F.svc), 0);
     /* A new transfer opens a new Read call, which the server no longer knows. */
     r = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(res_of(r)->status, SPRIG_STATUS_UNIMPLEMENTED);
 }
 
@@ -528,16 +462,16 @@ static void test_rpc_carrier_no_free_slot(void **state)
     (void)state;
     F.sres[0].len = 100;
     uint32_t r = do_read(1, 1);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(res_of(r)->status, SPRIG_STATUS_OK);
     F.cres[1].len = 10;
     uint32_t w = do_write(2, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(res_of(w)->status, SPRIG_STATUS_RESOURCE_EXHAUSTED);
     assert_int_equal(F.svc.calls_refused, 1);
     /* The Write stream was torn down and can be tried again. */
     w = do_write(2, 2);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(res_of(w)->status, SPRIG_STATUS_RESOURCE_EXHAUSTED);
 }
 
@@ -546,18 +480,18 @@ static void test_rpc_carrier_no_free_slot(void **state)
 static void test_rpc_carrier_scratch_pool_empty(void **state)
 {
     (void)state;
-    fill(F.cstore[0], 2000, 11);
+    xfer_fill(F.cstore[0], 2000, 11);
     F.cres[0].len = 2000;
     sprig_buf *held = sprig_buf_alloc(&F.cpool, 0);
     assert_non_null(held);
     uint32_t w = do_write(1, 1); /* the START cannot be built now */
     for (int i = 0; i < 5; i++) {
-        sprig_loop_poll(&F.loop, F.fc.now);
+        sprig_loop_poll(&F.env.loop, F.env.fc.now);
     }
     assert_int_equal(res_of(w)->ndone, 0);
     assert_int_equal(F.sdone, 0);
     sprig_buf_free(held);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(res_of(w)->status, SPRIG_STATUS_OK);
     assert_int_equal(F.sres[0].len, 2000);
     assert_memory_equal(F.sstore[0], F.cstore[0], 2000);
@@ -605,7 +539,7 @@ static void raw_open(uint32_t method)
 {
     assert_int_equal(sprig_rpc_client_start(&F.cli, &F.raw, SPRIG_TRANSFER_RPC_SERVICE_ID, method,
                                             SPRIG_RPC_BIDI_STREAMING, NULL, 0, &raw_cbs, NULL,
-                                            NEVER),
+                                            SPRIG_TIME_NEVER),
                      SPRIG_STATUS_OK);
 }
 
@@ -615,7 +549,7 @@ static void raw_send(const sprig_transfer_chunk *c)
     size_t n = 0;
     assert_int_equal(sprig_transfer_chunk_encode(c, out, sizeof(out), &n), SPRIG_STATUS_OK);
     assert_int_equal(sprig_rpc_client_send(&F.raw, out, n), SPRIG_STATUS_OK);
-    settle();
+    xfer_settle(&F.env);
 }
 
 static sprig_transfer_chunk raw_start(uint32_t session, uint32_t resource)
@@ -651,7 +585,7 @@ static void test_rpc_carrier_foreign_read(void **state)
 {
     (void)state;
     size_t n = 1000;
-    fill(F.sstore[0], n, 42);
+    xfer_fill(F.sstore[0], n, 42);
     F.sres[0].len = n;
     raw_open(SPRIG_TRANSFER_RPC_READ_ID);
     sprig_transfer_chunk c = raw_start(7, 1);
@@ -696,7 +630,7 @@ static void test_rpc_carrier_foreign_read(void **state)
     assert_int_equal(F.sstatus[0], SPRIG_STATUS_OK);
     /* The client ends its stream: the server answers OK and frees the slot. */
     assert_int_equal(sprig_rpc_client_close_send(&F.raw), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.env);
     assert_true(F.raw_ended);
     assert_int_equal(F.raw_status, SPRIG_STATUS_OK);
     assert_int_equal(sprig_transfer_rpc_service_calls(&F.svc), 0);
@@ -707,7 +641,7 @@ static void write_with_crc(uint32_t crc_delta, sprig_status expect)
 {
     size_t n = 300;
     uint8_t data[300];
-    fill(data, n, 43);
+    xfer_fill(data, n, 43);
     F.sres[3].len = 9;
     raw_open(SPRIG_TRANSFER_RPC_WRITE_ID);
     sprig_transfer_chunk c = raw_start(9, 4);
@@ -735,7 +669,7 @@ static void write_with_crc(uint32_t crc_delta, sprig_status expect)
     assert_int_equal(last_got()->c.status, expect);
     c = raw_ctl(SPRIG_TRANSFER_CHUNK_COMPLETION_ACK, 9);
     raw_send(&c);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.sdone, 1);
     assert_int_equal(F.sstatus[0], expect);
     if (expect == SPRIG_STATUS_OK) {
@@ -779,18 +713,18 @@ static void test_rpc_carrier_foreign_refusals(void **state)
     size_t before = F.ngot;
     static const uint8_t junk[] = {0xff, 0xff, 0xff};
     assert_int_equal(sprig_rpc_client_send(&F.raw, junk, sizeof(junk)), SPRIG_STATUS_OK);
-    settle();
+    xfer_settle(&F.env);
     assert_int_equal(F.ngot, before);
     assert_int_equal(F.slots[0].node.stats.dropped, 1);
     /* An oversized chunk (beyond what the server's buffers take) is dropped by the carrier. */
     static uint8_t big[SRX_CAP + 1];
     assert_int_equal(sprig_rpc_client_send(&F.raw, big, sizeof(big)), SPRIG_STATUS_OK);
-    settle();
+    xfer_settle(&F.env);
     assert_int_equal(F.slots[0].sock.dropped, 1);
     assert_int_equal(F.sdone, 0);
     /* Cancelling the call leaves nothing behind on the server. */
     sprig_rpc_client_cancel(&F.raw);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(sprig_transfer_rpc_service_calls(&F.svc), 0);
 }
 
@@ -803,7 +737,7 @@ static void test_rpc_carrier_foreign_cancel_call(void **state)
     sprig_transfer_chunk c = raw_start(5, 1);
     raw_send(&c);
     sprig_rpc_client_cancel(&F.raw);
-    drive();
+    xfer_drive(&F.env);
     assert_int_equal(F.sdone, 1);
     assert_int_equal(F.sstatus[0], SPRIG_STATUS_CANCELLED);
     assert_int_equal(sprig_transfer_rpc_service_calls(&F.svc), 0);

@@ -62,7 +62,7 @@
 #define PROG          "sprig-transfer"
 #define EXIT_USAGE    2
 #define EXIT_BASE     10
-#define MAX_LISTENERS 8
+#define MAX_LISTENERS 8 /* <= SPRIG_TRANSFER_SERVER_MAX_SOCKS */
 #define MAX_SESSIONS  8
 #define WINDOW_CHUNKS 16
 /* udp: data bytes per datagram, so a chunk (+ SPRIG_TRANSFER_DATA_OVERHEAD) fits the IPv6
@@ -70,7 +70,6 @@
  * costs a whole 64 KB chunk on a real network. */
 #define UDP_CHUNK    1184u
 #define DIAL_TIMEOUT SPRIG_TIME_MS(10000)
-#define REAP_PERIOD  SPRIG_TIME_MS(500)
 #define LOCAL_ID     1u /* the client's own end of a transfer */
 
 /* ---- messages and exit codes ------------------------------------------------------------------
@@ -193,131 +192,28 @@ static void env_deinit(env *e)
 /* ---- serve ------------------------------------------------------------------------------------
  */
 
-typedef struct conn {
-    struct conn *next;
-    sprig_transfer_node node;
-    sprig_transfer_session sessions[MAX_SESSIONS];
-    uint8_t *rx;
-    unsigned long number;
-} conn;
-
 typedef struct server {
     env env;
     sprig_transfer_file_handler files;
-    sprig_sock *listeners[MAX_LISTENERS];
-    size_t nlisteners;
-    conn *conns;
-    sprig_timer reaper;
-    unsigned long accepted;
-    unsigned long transfers;
+    sprig_transfer_server xs;
     bool verbose;
     sprig_status error;
 } server;
 
-static void server_done(sprig_transfer_node *node, uint32_t session_id, sprig_status status,
-                        void *user)
+static void on_server_event(const sprig_transfer_server_info *info, void *user)
 {
     server *s = user;
-    conn *c = (conn *)((char *)node - offsetof(conn, node));
-    s->transfers++;
-    if (s->verbose) {
-        printf("%s: connection %lu session %" PRIu32 ": %s\n", PROG, c->number, session_id,
-               sprig_status_str(status));
-        fflush(stdout);
-    }
-}
-
-static void conn_free(conn *c)
-{
-    sprig_transfer_deinit(&c->node);
-    free(c->rx);
-    free(c);
-}
-
-/* Free the connections whose socket closed and whose transfers all ended. */
-static void on_reap(sprig_timer *t, void *arg)
-{
-    server *s = arg;
-    for (conn **pp = &s->conns; *pp != NULL;) {
-        conn *c = *pp;
-        if (c->node.dead && sprig_transfer_active(&c->node) == 0) {
-            *pp = c->next;
-            if (s->verbose) {
-                printf("%s: connection %lu closed\n", PROG, c->number);
-                fflush(stdout);
-            }
-            conn_free(c);
-        } else {
-            pp = &c->next;
-        }
-    }
-    sprig_timer_start(&s->env.ol.loop, t, REAP_PERIOD);
-}
-
-static void serve_conn(server *s, sprig_sock *sock)
-{
-    conn *c = calloc(1, sizeof(*c));
-    size_t mtu = sprig_sock_max_message_size(sock);
-    if (c == NULL || (c->rx = malloc(mtu)) == NULL) {
-        free(c);
-        sprig_sock_close(sock);
-        fail(SPRIG_STATUS_RESOURCE_EXHAUSTED, "accept a connection");
-        return;
-    }
-    sprig_transfer_cfg cfg = {
-        .loop = &s->env.ol.loop,
-        .sock = sock,
-        .sessions = c->sessions,
-        .max_sessions = MAX_SESSIONS,
-        .rx_buf = c->rx,
-        .rx_cap = mtu,
-        .handler = &s->files.handler,
-        .on_done = server_done,
-        .user = s,
-        .window_chunks = WINDOW_CHUNKS,
-        .first_session_id = 0x40000000u, /* the dialing side uses ids from 1 */
-        .max_chunk = sprig_sock_type_of(sock) == SPRIG_SOCK_DGRAM ? UDP_CHUNK : 0,
-    };
-    sprig_status st = sprig_transfer_init(&c->node, &cfg);
-    if (st != SPRIG_STATUS_OK) {
-        sprig_sock_close(sock);
-        free(c->rx);
-        free(c);
-        fail(st, "serve a connection");
-        return;
-    }
-    c->number = ++s->accepted;
-    c->next = s->conns;
-    s->conns = c;
-    if (s->verbose) {
-        printf("%s: connection %lu opened\n", PROG, c->number);
-        fflush(stdout);
-    }
-}
-
-static void on_listener(sprig_sock *l, sprig_sock_event ev, sprig_status status, void *user)
-{
-    server *s = user;
-    if (ev == SPRIG_SOCK_EV_CLOSED) {
-        s->error = status != SPRIG_STATUS_OK ? status : SPRIG_STATUS_ABORTED;
+    if (info->event == SPRIG_TRANSFER_SERVER_ERROR) {
+        fail(info->status, "%s", info->what); /* keep serving */
+    } else if (info->event == SPRIG_TRANSFER_SERVER_LISTENER_CLOSED) {
+        s->error = info->status != SPRIG_STATUS_OK ? info->status : SPRIG_STATUS_ABORTED;
         fail(s->error, "listener");
         sprig_loop_stop(&s->env.ol.loop);
-        return;
-    }
-    if (ev != SPRIG_SOCK_EV_READABLE) {
-        return;
-    }
-    for (;;) {
-        sprig_sock *sock = NULL;
-        sprig_status st = sprig_sock_accept(l, &sock);
-        if (st == SPRIG_STATUS_UNAVAILABLE) {
-            return;
-        }
-        if (st != SPRIG_STATUS_OK) {
-            fail(st, "accept"); /* keep serving */
-            return;
-        }
-        serve_conn(s, sock);
+    } else if (s->verbose) {
+        char line[160];
+        sprig_transfer_server_describe(info, line, sizeof(line));
+        printf("%s: %s\n", PROG, line);
+        fflush(stdout);
     }
 }
 
@@ -407,6 +303,19 @@ static int cmd_serve(int argc, char **argv)
         rc = fail(st, "event loop and OS backend");
         goto out;
     }
+    sprig_transfer_server_cfg xc = {
+        .loop = &s->env.ol.loop,
+        .handler = &s->files.handler,
+        .max_sessions = MAX_SESSIONS,
+        .window_chunks = WINDOW_CHUNKS,
+        .dgram_max_chunk = UDP_CHUNK,
+        .on_event = on_server_event,
+        .user = s,
+    };
+    if ((st = sprig_transfer_server_init(&s->xs, &xc)) != SPRIG_STATUS_OK) {
+        rc = fail(st, "transfer server");
+        goto out;
+    }
     for (size_t i = 0; i < nurls; i++) {
         sprig_sock *l = NULL;
         char lurl[300];
@@ -423,35 +332,23 @@ static int cmd_serve(int argc, char **argv)
         bound_url(lurl, l, where, sizeof(where));
         printf("%s: listening on %s%s%s\n", PROG, where, strcmp(lurl, urls[i]) != 0 ? " via " : "",
                strcmp(lurl, urls[i]) != 0 ? urls[i] : "");
-        if (sprig_sock_type_of(l) == SPRIG_SOCK_DGRAM) {
-            serve_conn(s, l); /* one node on the bound socket serves every peer */
-            continue;
+        /* a DGRAM socket: one node on the bound socket serves every peer */
+        if ((st = sprig_transfer_server_add(&s->xs, l)) != SPRIG_STATUS_OK) {
+            fail(st, "serve %s", urls[i]);
         }
-        s->listeners[s->nlisteners++] = l;
-        sprig_sock_set_callback(l, on_listener, s);
     }
     printf("%s: serving %zu file(s) from %s\n", PROG, s->files.count, root);
     fflush(stdout);
-    sprig_timer_init(&s->reaper, on_reap, s);
-    sprig_timer_start(&s->env.ol.loop, &s->reaper, REAP_PERIOD);
     st = sprig_loop_run(&s->env.ol.loop);
-    sprig_timer_stop(&s->env.ol.loop, &s->reaper);
     if (st != SPRIG_STATUS_OK) {
         rc = fail(st, "event loop");
     } else if (s->error != SPRIG_STATUS_OK) {
         rc = exit_code(s->error);
     }
-    printf("%s: stopped after %lu connection(s), %lu transfer(s)\n", PROG, s->accepted,
-           s->transfers);
+    printf("%s: stopped after %lu connection(s), %lu transfer(s)\n", PROG, s->xs.accepted,
+           s->xs.transfers);
 out:
-    while (s->conns != NULL) {
-        conn *c = s->conns;
-        s->conns = c->next;
-        conn_free(c);
-    }
-    for (size_t i = 0; i < s->nlisteners; i++) {
-        sprig_sock_close(s->listeners[i]);
-    }
+    sprig_transfer_server_deinit(&s->xs);
     if (s->env.loop_ready) {
         (void)sprig_loop_run_once(&s->env.ol.loop, 0);
     }

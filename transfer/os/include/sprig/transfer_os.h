@@ -39,6 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sprig/loop.h"
+#include "sprig/sock.h"
 #include "sprig/status.h"
 #include "sprig/transfer.h"
 
@@ -108,6 +110,73 @@ sprig_status sprig_transfer_file_handler_rescan(sprig_transfer_file_handler *fh)
  * small. */
 sprig_status sprig_transfer_file_handler_partial_path(const sprig_transfer_file_handler *fh,
                                                       uint32_t id, char *out, size_t cap);
+
+/* ---- serving a handler on sockets (sprig_transfer_server) -------------------------------------
+ *
+ * One transfer node per accepted connection of a SEQPACKET listener, and one node on a bound
+ * DGRAM socket that serves every peer (the engine keys sessions by address), each with its own
+ * malloc'd sessions and receive buffer (the socket's max message size). Server nodes number
+ * their sessions from 0x40000000 (the dialing side uses ids from 1). A connection whose socket
+ * closed is freed once its transfers ended (checked every 500 ms on the loop). The caller
+ * creates the listening sockets and prints what it wants from the events; it runs the loop.
+ * Host code: allocates; not thread-safe (one loop).
+ */
+#define SPRIG_TRANSFER_SERVER_MAX_SOCKS 8
+
+typedef enum sprig_transfer_server_event {
+    SPRIG_TRANSFER_SERVER_OPENED,          /* a node serves a new connection (or DGRAM socket) */
+    SPRIG_TRANSFER_SERVER_DONE,            /* a transfer ended: session_id, status */
+    SPRIG_TRANSFER_SERVER_CLOSED,          /* a connection closed, its transfers ended: freed */
+    SPRIG_TRANSFER_SERVER_ERROR,           /* `what` failed with status; the server goes on */
+    SPRIG_TRANSFER_SERVER_LISTENER_CLOSED, /* a listener closed with status (callers stop) */
+} sprig_transfer_server_event;
+
+typedef struct sprig_transfer_server_info {
+    sprig_transfer_server_event event;
+    unsigned long conn;  /* the connection's number (1, 2, ...; 0 when none) */
+    uint32_t session_id; /* DONE */
+    sprig_status status; /* DONE, ERROR, LISTENER_CLOSED */
+    const char *what;    /* ERROR: "accept", "accept a connection", "serve a connection" */
+} sprig_transfer_server_info;
+
+typedef struct sprig_transfer_server_cfg {
+    sprig_loop *loop;
+    sprig_transfer_handler *handler; /* serves every node */
+    size_t max_sessions;             /* per node; 0: 8 */
+    uint32_t window_chunks;          /* the nodes' sprig_transfer_cfg.window_chunks */
+    size_t dgram_max_chunk;          /* max_chunk of a node on a DGRAM socket; 0: the engine's */
+    void (*on_event)(const sprig_transfer_server_info *info, void *user); /* may be NULL */
+    void *user;
+} sprig_transfer_server_cfg;
+
+typedef struct sprig_transfer_server_conn sprig_transfer_server_conn;
+
+typedef struct sprig_transfer_server {
+    sprig_transfer_server_cfg cfg;
+    sprig_sock *socks[SPRIG_TRANSFER_SERVER_MAX_SOCKS]; /* listeners */
+    size_t nsocks;
+    sprig_transfer_server_conn *conns;
+    sprig_timer reaper;
+    unsigned long accepted;  /* connections (and DGRAM sockets) served so far */
+    unsigned long transfers; /* transfers ended so far */
+    bool up;
+} sprig_transfer_server;
+
+/* INVALID_ARGUMENT without loop or handler. Starts the reaper timer. */
+sprig_status sprig_transfer_server_init(sprig_transfer_server *s,
+                                        const sprig_transfer_server_cfg *cfg);
+/* Serve `sock` (the server owns it from here on, also on failure): a listening SEQPACKET socket
+ * gets its connections accepted; a DGRAM socket gets one node. RESOURCE_EXHAUSTED past
+ * SPRIG_TRANSFER_SERVER_MAX_SOCKS listeners or without memory; the node's init status;
+ * FAILED_PRECONDITION when the server is not initialised. */
+sprig_status sprig_transfer_server_add(sprig_transfer_server *s, sprig_sock *sock);
+/* Free every node (ending its transfers) and close every socket. Run the loop once afterwards
+ * so that the closes complete. Idempotent; safe after a failed init. */
+void sprig_transfer_server_deinit(sprig_transfer_server *s);
+/* One line for an event (no newline; cut to cap): "connection 3 opened", "connection 3 session 1:
+ * OK", "connection 3 closed", "accept: UNAVAILABLE" (ERROR: what and status), "listener closed:
+ * ABORTED". */
+void sprig_transfer_server_describe(const sprig_transfer_server_info *info, char *out, size_t cap);
 
 #ifdef __cplusplus
 }
