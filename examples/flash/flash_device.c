@@ -7,6 +7,9 @@
  * Then, from another terminal:
  *   sprig-transfer put URL firmware.bin firmware
  *   sprig-transfer get URL firmware out.bin
+ * URL is unix:PATH, tcp://HOST:PORT, udp://HOST:PORT, or — as a real device would be reached —
+ * serial:PATH or sprig+udp://HOST:PORT through sprig's netstack (node 2, transfer port 69, the
+ * same as sprig-transfer's; docs/netstack.md §11).
  *
  * The partitions (a resource's id is the 65599 hash of its name, as sprig-transfer computes it):
  *   bootloader  0x00000   64 KiB  erase 4 KiB  page 256  read only (a fixed pattern)
@@ -43,6 +46,9 @@
 #include "sprig/transfer_flash.h"
 #include "sprig/transfer_os.h"
 #include "sprig/url.h"
+#ifdef FLASH_WITH_NETSTACK
+#include "sprig/ns_os.h"
+#endif
 
 #define PROG          "sprig-flash-device"
 #define MAX_LISTENERS 4 /* <= SPRIG_TRANSFER_SERVER_MAX_SOCKS */
@@ -52,6 +58,7 @@
 #define FLASH_SIZE    (0x80000u + 16u * KIB)
 #define BLOCK         (4u * KIB)
 #define NPARTS        3
+#define NS_PORT       69 /* sprig-transfer's port on a netstack node */
 
 /* ---- the simulated chip ---------------------------------------------------------------------- */
 
@@ -355,6 +362,9 @@ typedef struct server {
     int sfd;
     device dev;
     sprig_transfer_server xs;
+#ifdef FLASH_WITH_NETSTACK
+    sprig_ns_os_set ns; /* serial: and sprig+udp: URLs */
+#endif
     int verbose;
 } server;
 
@@ -479,12 +489,28 @@ int main(int argc, char **argv)
         .on_event = on_server_event,
         .user = s,
     };
+#ifdef FLASH_WITH_NETSTACK
+    sprig_ns_os_set_init(&s->ns, &s->ol, NULL);
+#endif
     if (backend && sprig_transfer_server_init(&s->xs, &xc) != SPRIG_STATUS_OK) {
         goto out;
     }
     for (size_t i = 0; backend && i < nurls; i++) {
         sprig_sock *l = NULL;
-        st = sprig_sock_listen(&s->ol.loop, urls[i], SPRIG_SOCK_SEQPACKET, &l);
+        char lurl[512];
+        snprintf(lurl, sizeof(lurl), "%s", urls[i]);
+        st = SPRIG_STATUS_OK;
+#ifdef FLASH_WITH_NETSTACK
+        /* serial: / sprig+udp: open a netstack endpoint and become sprig://NODE:69 */
+        st = sprig_ns_os_set_url(&s->ns, urls[i], true, NS_PORT, lurl, sizeof(lurl));
+        if (st != SPRIG_STATUS_OK) {
+            fprintf(stderr, "%s: %s: %s\n", PROG, urls[i], sprig_ns_os_set_error(&s->ns));
+        }
+#endif
+        if (st == SPRIG_STATUS_OK) {
+            /* the scheme's own type: SEQPACKET for unix, tcp and sprig, DGRAM for udp */
+            st = sprig_sock_listen(&s->ol.loop, lurl, SPRIG_SOCK_DEFAULT, &l);
+        }
         if (st == SPRIG_STATUS_OK) {
             st = sprig_transfer_server_add(&s->xs, l);
         }
@@ -492,9 +518,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: listen on %s: %s\n", PROG, urls[i], sprig_status_str(st));
             goto out;
         }
-        char where[300];
-        bound_url(urls[i], l, where, sizeof(where));
-        printf("%s: listening on %s\n", PROG, where);
+        char where[600];
+        bound_url(lurl, l, where, sizeof(where));
+        printf("%s: listening on %s%s%s\n", PROG, where, strcmp(lurl, urls[i]) != 0 ? " via " : "",
+               strcmp(lurl, urls[i]) != 0 ? urls[i] : "");
     }
     if (!backend) {
         goto out;
@@ -523,6 +550,9 @@ int main(int argc, char **argv)
 out:
     sprig_transfer_server_deinit(&s->xs);
     (void)sprig_loop_run_once(&s->ol.loop, 0);
+#ifdef FLASH_WITH_NETSTACK
+    sprig_ns_os_set_close(&s->ns, SPRIG_TIME_MS(2000)); /* closed connections finish */
+#endif
     if (sig) {
         sprig_os_loop_del_fd(&s->ol, &s->sig_watch);
     }

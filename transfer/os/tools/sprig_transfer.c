@@ -100,11 +100,13 @@ static void usage(FILE *f)
             "                            [--discard-partial] [--verbose]\n"
             "       %s put [--quiet] [--resume] URL LOCAL NAME\n"
             "       %s get [--quiet] [--resume] URL NAME LOCAL\n"
-            "URL: unix:PATH or tcp://HOST:PORT, or sprig's netstack: serial:PATH[?baud=B] or\n"
+            "URL: unix:PATH or tcp://HOST:PORT (SEQPACKET), udp://HOST:PORT (datagrams: the\n"
+            "engine retransmits what is lost), or sprig's netstack: serial:PATH[?baud=B] or\n"
             "sprig+udp://HOST:PORT (serve binds it and serves many clients; concurrent clients\n"
             "need distinct ?node=N; port=N changes the service's netstack port 69).\n"
-            "NAME: a file name in the server's root (no '/',\n"
-            "no leading '.', no control characters). Exit status: 0 ok, 2 usage, 10 + status.\n",
+            "NAME: a file name in the server's root (no '/', no leading '.', no control\n"
+            "characters). Exit status: 0 ok, 2 usage, 10 + status (e.g. 15 NOT_FOUND,\n"
+            "17 PERMISSION_DENIED, 14 DEADLINE_EXCEEDED, 24 UNAVAILABLE, 25 DATA_LOSS).\n",
             PROG, PROG, PROG);
 }
 
