@@ -114,4 +114,24 @@ expect_exit 0 "$XFER" get --quiet "$URL" config "$WORK/config-back.bin"
 cmp "$WORK/config.bin" "$WORK/config-back.bin" || fail "config after restart differs"
 stop_device
 echo "ok: restart keeps the committed image"
+
+# 7. as a device on a serial line (sprig's netstack over a socat pty pair), when the tools were
+#    built with the netstack and socat is there
+if ! command -v socat >/dev/null; then
+    echo "skip: serial line (socat not installed)"
+elif "$XFER" --help 2>&1 | grep -q 'serial:'; then
+    socat pty,raw,echo=0,link="$WORK/ttyA" pty,raw,echo=0,link="$WORK/ttyB" 2>"$WORK/socat.log" &
+    PIDS+=("$!")
+    for ((i = 0; i < 100; i++)); do
+        [[ -e $WORK/ttyA && -e $WORK/ttyB ]] && break
+        sleep 0.05
+    done
+    start_device serial.log --listen "serial:$WORK/ttyA"
+    expect_exit 0 "$XFER" put --quiet "serial:$WORK/ttyB" "$WORK/fw.bin" firmware
+    expect_exit 0 "$XFER" get --quiet "serial:$WORK/ttyB" firmware "$WORK/serial-back.bin"
+    cmp "$WORK/fw.bin" "$WORK/serial-back.bin" || fail "firmware over serial differs"
+    stop_device
+    grep -q ' 0 rule violations' "$WORK/serial.log" || fail "flash rules violated (serial)"
+    echo "ok: serial line"
+fi
 echo "PASS"
