@@ -79,11 +79,20 @@ static sprig_status tx_begin(sprig_transfer_node *n, size_t want, sprig_buf **ou
     return SPRIG_STATUS_OK;
 }
 
-/* Wrap and send (to `to` on a bound socket); the buffer is consumed either way. */
+/* Wrap, seal on DGRAM, and send (to `to` on a bound socket); the buffer is consumed either way.
+ * The trailer always fits: the allowance for it is in the tailroom tx_begin reserved. */
 static sprig_status tx_finish(sprig_transfer_node *n, sprig_buf *buf, const chunk *c,
                               const sprig_addr *to)
 {
     sprig_status st = sprig_transfer_chunk_wrap(buf, c);
+    if (st == SPRIG_STATUS_OK && IS_DGRAM(n)) {
+        size_t len = sprig_buf_len(buf);
+        if (sprig_buf_put(buf, SPRIG_TRANSFER_TRAILER) == NULL) {
+            st = SPRIG_STATUS_INTERNAL;
+        } else {
+            sprig_transfer_chunk_seal(sprig_buf_data(buf), len);
+        }
+    }
     if (st == SPRIG_STATUS_OK) {
         st = IS_BOUND(n) ? sprig_sock_send_buf_to(n->cfg.sock, buf, to)
                          : sprig_sock_send_buf(n->cfg.sock, buf);
@@ -793,6 +802,11 @@ static void on_sock(sprig_sock *sock, sprig_sock_event ev, sprig_status status, 
             }
             chunk c;
             n->stats.chunks_in++;
+            if (IS_DGRAM(n) &&
+                sprig_transfer_chunk_unseal(n->cfg.rx_buf, &len) != SPRIG_STATUS_OK) {
+                n->stats.corrupt++; /* damaged in flight, or not sprig's: a loss */
+                continue;
+            }
             if (sprig_transfer_chunk_decode(n->cfg.rx_buf, len, &c) != SPRIG_STATUS_OK) {
                 n->stats.dropped++;
                 continue;

@@ -102,7 +102,8 @@ typedef struct sprig_transfer_chunk {
 } sprig_transfer_chunk;
 
 /* Worst-case bytes around the data of a DATA chunk (session_id, offset, remaining_bytes, type,
- * crc32 and the data's tag and length): a chunk with N data bytes always fits in N + this. */
+ * crc32 and the data's tag and length, and on DGRAM the integrity trailer): a chunk with N data
+ * bytes always fits in N + this. */
 #define SPRIG_TRANSFER_DATA_OVERHEAD 48
 /* Bytes reserved in front of the data for its tag and length (zero-copy encoding). */
 #define SPRIG_TRANSFER_DATA_HEADROOM 6
@@ -124,6 +125,18 @@ sprig_status sprig_transfer_chunk_encode(const sprig_transfer_chunk *c, uint8_t 
  * RESOURCE_EXHAUSTED without SPRIG_TRANSFER_DATA_HEADROOM headroom or room behind the data
  * for the fields (buf unchanged). */
 sprig_status sprig_transfer_chunk_wrap(sprig_buf *buf, const sprig_transfer_chunk *c);
+
+/* DGRAM integrity trailer: every chunk on a DGRAM socket ends with sprig extension field 1003
+ * (`sprig_chunk_crc32`, fixed32): its 2-byte tag, then the CRC-32 of every byte of the
+ * datagram before those 4 bytes (the tag included). pw_transfer decoders would skip it; the
+ * DGRAM carrier is sprig's own, so a receiver there requires it (docs/transfer.md). */
+#define SPRIG_TRANSFER_TRAILER 6
+/* Append the trailer to the `len`-byte chunk at msg; msg must have SPRIG_TRANSFER_TRAILER bytes
+ * of room after it. */
+void sprig_transfer_chunk_seal(uint8_t *msg, size_t len);
+/* Check the trailer of the `*len`-byte datagram at msg (untrusted); on OK *len becomes the length
+ * of the chunk before it. DATA_LOSS (*len unchanged) if it is missing or its CRC is wrong. */
+sprig_status sprig_transfer_chunk_unseal(const uint8_t *msg, size_t *len);
 
 /* Smallest max_message_size a node accepts: every control chunk fits, and data chunks carry
  * at least 80 bytes. */
@@ -292,6 +305,7 @@ typedef struct sprig_transfer_stats {
     uint32_t dropped;     /* undecodable or meaningless chunks */
     uint32_t refused;     /* STARTs refused (pool full, handler said no) */
     uint32_t retransmits; /* timeouts that re-sent something */
+    uint32_t corrupt;     /* DGRAM: dropped, the integrity trailer missing or wrong */
 } sprig_transfer_stats;
 
 struct sprig_transfer_node {
