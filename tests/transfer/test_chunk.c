@@ -234,6 +234,51 @@ static void test_chunk_crc32_vectors(void **state)
     assert_int_equal(sprig_transfer_crc32(part, "56789", 5), 0xcbf43926u);
 }
 
+/* frame + the data in between is byte for byte what encode writes (the engine's zero-copy
+ * send path), for data of 0, 1, 127, 128 and 300 bytes; fields that do not fit are refused. */
+static void test_chunk_frame_matches_encode(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {0, 1, 127, 128, 300};
+    uint8_t data[300];
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = (uint8_t)(i * 7u + 1u);
+    }
+    for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+        sprig_transfer_chunk c = {0};
+        c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID | SPRIG_TRANSFER_F_OFFSET |
+                   SPRIG_TRANSFER_F_REMAINING_BYTES | SPRIG_TRANSFER_F_CRC32;
+        c.type = SPRIG_TRANSFER_CHUNK_DATA;
+        c.session_id = UINT32_MAX;
+        c.offset = UINT32_MAX - 1u;
+        c.remaining_bytes = UINT32_MAX;
+        c.crc32 = 0x12345678u;
+        c.data = data;
+        c.data_len = lens[k];
+        uint8_t want[512];
+        size_t n = 0;
+        assert_int_equal(sprig_transfer_chunk_encode(&c, want, sizeof(want), &n), SPRIG_STATUS_OK);
+        uint8_t f[SPRIG_TRANSFER_DATA_OVERHEAD];
+        size_t hl = 99;
+        size_t fl = sprig_transfer_chunk_frame(&c, lens[k], f, &hl);
+        assert_true(fl > hl);
+        assert_int_equal(hl, lens[k] == 0 ? 0 : lens[k] < 128 ? 2 : 3);
+        uint8_t got[512];
+        memcpy(got, f, hl);
+        memcpy(got + hl, data, lens[k]);
+        memcpy(got + hl + lens[k], f + hl, fl - hl);
+        assert_int_equal(fl + lens[k], n);
+        assert_memory_equal(got, want, n);
+    }
+    sprig_transfer_chunk big = {0}; /* every field at its widest: more than the overhead */
+    big.fields = 0xFFFFu;
+    big.offset = big.remaining_bytes = big.initial_offset = UINT64_MAX;
+    big.transfer_id = big.pending_bytes = big.resource_id = big.session_id = UINT32_MAX;
+    size_t hl = 0;
+    assert_int_equal(
+        sprig_transfer_chunk_frame(&big, 1, (uint8_t[SPRIG_TRANSFER_DATA_OVERHEAD]){0}, &hl), 0);
+}
+
 /* The DGRAM trailer: field 1003's tag (DD 3E), then the CRC-32 of everything before it, little
  * endian (the golden value is zlib.crc32(b"123456789\xdd\x3e")). */
 static void test_chunk_seal_golden(void **state)
@@ -314,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_chunk_worst_case_overhead),
         cmocka_unit_test(test_chunk_wrap_matches_encode),
         cmocka_unit_test(test_chunk_crc32_vectors),
+        cmocka_unit_test(test_chunk_frame_matches_encode),
         cmocka_unit_test(test_chunk_seal_golden),
         cmocka_unit_test(test_chunk_seal_unseal),
     };

@@ -206,6 +206,15 @@ sprig_status sprig_transfer_chunk_wrap(sprig_buf *buf, const sprig_transfer_chun
     return SPRIG_STATUS_OK;
 }
 
+size_t sprig_transfer_chunk_frame(const sprig_transfer_chunk *c, size_t data_len,
+                                  uint8_t out[SPRIG_TRANSFER_DATA_OVERHEAD], size_t *hdr_len)
+{
+    size_t h = data_len > 0 ? data_header(out, data_len) : 0;
+    pb_ostream_t os = pb_ostream_from_buffer(out + h, SPRIG_TRANSFER_DATA_OVERHEAD - h);
+    *hdr_len = h;
+    return put_fields(&os, c) ? h + os.bytes_written : 0;
+}
+
 /* ---- the DGRAM integrity trailer --------------------------------------------------------------
  */
 
