@@ -351,7 +351,7 @@ static sprig_status dev_close(void *ctx, void *handle, sprig_status status)
     return st;
 }
 
-static const sprig_transfer_handler_ops dev_ops = {dev_open, dev_read, dev_write, dev_close};
+static const sprig_transfer_handler_ops dev_ops = {dev_open, dev_read, dev_write, dev_close, NULL};
 
 /* ---- serving --------------------------------------------------------------------------------- */
 

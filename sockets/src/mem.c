@@ -421,6 +421,33 @@ static sprig_status mem_send_iov(sprig_sock *s, const sprig_iov *iov, size_t iov
                                  size_t *out_sent)
 {
     *out_sent = 0;
+    if (s->type != SPRIG_SOCK_STREAM) { /* one message: the pieces copied into one buffer */
+        sprig_mem_sock *ms = mem_of(s);
+        sprig_mem_sock *dst;
+        size_t len = 0;
+        for (size_t i = 0; i < iovcnt; i++) {
+            len += iov[i].len;
+        }
+        sprig_status st = destination(ms, NULL, &dst);
+        if (st != SPRIG_STATUS_OK || dst == NULL || dropped_for_window(dst, len, &st) ||
+            st != SPRIG_STATUS_OK) {
+            *out_sent = st == SPRIG_STATUS_OK ? len : 0; /* a datagram lost in flight */
+            return st;
+        }
+        sprig_buf *b = sprig_buf_alloc(ms->backend->pool, SRC_STASH);
+        if (b == NULL) {
+            return SPRIG_STATUS_UNAVAILABLE; /* retry when buffers come back */
+        }
+        for (size_t i = 0; i < iovcnt; i++) {
+            if (sprig_buf_append(b, iov[i].base, iov[i].len) != SPRIG_STATUS_OK) {
+                sprig_buf_free(b);
+                return SPRIG_STATUS_RESOURCE_EXHAUSTED;
+            }
+        }
+        enqueue(ms, dst, b);
+        *out_sent = len;
+        return SPRIG_STATUS_OK;
+    }
     for (size_t i = 0; i < iovcnt; i++) {
         size_t sent = 0;
         if (iov[i].len == 0) {

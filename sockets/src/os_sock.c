@@ -719,6 +719,37 @@ static sprig_status msg_send(sprig_sock *ss, const void *data, size_t len, const
     return SPRIG_STATUS_OK;
 }
 
+/* One message of all the pieces, to the connected peer: the kernel gathers them (no copy on
+ * our side). More pieces than IOV_BATCH: UNIMPLEMENTED. */
+static sprig_status msg_send_iov(sprig_sock *ss, const sprig_iov *iov, size_t iovcnt,
+                                 size_t *out_sent)
+{
+    os_sock *s = os(ss);
+    struct iovec v[IOV_BATCH];
+    size_t len = 0;
+    if (iovcnt > IOV_BATCH) {
+        return SPRIG_STATUS_UNIMPLEMENTED;
+    }
+    for (size_t i = 0; i < iovcnt; i++) {
+        v[i].iov_base = (void *)(uintptr_t)iov[i].base; /* sendmsg only reads it */
+        v[i].iov_len = iov[i].len;
+        len += iov[i].len;
+    }
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = v;
+    mh.msg_iovlen = iovcnt;
+    ssize_t n;
+    do {
+        n = sendmsg(s->fd, &mh, MSG_NOSIGNAL);
+    } while (n < 0 && retry_errno(s, errno));
+    if (n < 0) {
+        return send_error(s, errno);
+    }
+    *out_sent = len;
+    return SPRIG_STATUS_OK;
+}
+
 /* The kernel copies from the buffer itself: no copy on our side. */
 static sprig_status msg_send_buf(sprig_sock *ss, sprig_buf *buf, const sprig_addr *to)
 {
@@ -1208,6 +1239,7 @@ static sprig_status sock_addr(const sprig_sock *ss, bool peer, sprig_addr *out)
 static const sprig_sock_ops msg_ops = {
     .name = "os",
     .send = msg_send,
+    .send_iov = msg_send_iov,
     .send_buf = msg_send_buf,
     .recv = msg_recv,
     .accept = os_accept,

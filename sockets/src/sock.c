@@ -196,19 +196,19 @@ sprig_status sprig_sock_send_iov(sprig_sock *s, const sprig_iov *iov, size_t iov
         return SPRIG_STATUS_INVALID_ARGUMENT;
     }
     *out_sent = 0;
-    if (s->type != SPRIG_SOCK_STREAM) {
-        return SPRIG_STATUS_UNIMPLEMENTED;
-    }
     size_t total = 0;
     for (size_t i = 0; i < iovcnt; i++) {
         total += iov[i].len;
     }
     sprig_status st = check_send(s, total, NULL);
-    if (st != SPRIG_STATUS_OK || total == 0) {
+    if (st != SPRIG_STATUS_OK || (total == 0 && s->type == SPRIG_SOCK_STREAM)) {
         return st;
     }
     if (s->ops->send_iov != NULL) {
         return note_send(s, s->ops->send_iov(s, iov, iovcnt, out_sent));
+    }
+    if (s->type != SPRIG_SOCK_STREAM) {
+        return SPRIG_STATUS_UNIMPLEMENTED; /* no gather op: the caller copies into one buffer */
     }
     /* No gather op: send the pieces one after the other, stopping at the first short send. */
     for (size_t i = 0; i < iovcnt; i++) {

@@ -1,7 +1,9 @@
 /*
- * fuzz_transfer_chunk — the transfer chunk decoder on arbitrary bytes. Invariants checked: the
- * data lies inside the input; whatever decodes re-encodes within the documented bound and
- * decodes again to the same chunk (fields, values and data bytes).
+ * fuzz_transfer_chunk — the transfer chunk decoder and the DGRAM trailer check on arbitrary
+ * bytes. Invariants checked: unseal either refuses (length unchanged) or strips exactly the
+ * trailer; the data lies inside the input; whatever decodes re-encodes within the documented
+ * bound and decodes again to the same chunk (fields, values and data bytes), also when sealed
+ * (field 1003 is skipped), and its seal is accepted by unseal.
  */
 #include "fuzz.h"
 
@@ -28,6 +30,12 @@ static void same(const sprig_transfer_chunk *a, const sprig_transfer_chunk *b)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    size_t len = size;
+    sprig_status us = sprig_transfer_chunk_unseal(data, &len);
+    if (us == SPRIG_STATUS_OK ? len != size - SPRIG_TRANSFER_TRAILER
+                              : (us != SPRIG_STATUS_DATA_LOSS || len != size)) {
+        abort();
+    }
     sprig_transfer_chunk c;
     if (sprig_transfer_chunk_decode(data, size, &c) != SPRIG_STATUS_OK) {
         return 0;
@@ -36,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (c.data < data || c.data_len > size || c.data > data + size - c.data_len)) {
         abort();
     }
-    size_t cap = c.data_len + SPRIG_TRANSFER_DATA_HEADROOM + SPRIG_TRANSFER_CHUNK_TAILROOM;
+    size_t cap = c.data_len + SPRIG_TRANSFER_DATA_HEADROOM + SPRIG_TRANSFER_CHUNK_TAILROOM +
+                 SPRIG_TRANSFER_TRAILER;
     uint8_t *out = malloc(cap);
     if (out == NULL) {
         return 0;
@@ -47,6 +56,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     sprig_transfer_chunk d;
     if (sprig_transfer_chunk_decode(out, n, &d) != SPRIG_STATUS_OK) {
+        abort();
+    }
+    same(&c, &d);
+    sprig_transfer_chunk_seal(out, n);
+    len = n + SPRIG_TRANSFER_TRAILER;
+    if (sprig_transfer_chunk_unseal(out, &len) != SPRIG_STATUS_OK || len != n ||
+        sprig_transfer_chunk_decode(out, n + SPRIG_TRANSFER_TRAILER, &d) != SPRIG_STATUS_OK) {
         abort();
     }
     same(&c, &d);

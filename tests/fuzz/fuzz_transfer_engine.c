@@ -12,7 +12,10 @@
  * after deinit every socket, buffer, timer and resource handle is back.
  * An input starting with "DG" runs the same script over a DGRAM pair (loss recovery, congestion
  * window, late copies); one starting with "DB" gives the node a bound DGRAM socket that two
- * dialed peers talk to (op % 4 == 0: peer (op / 4) & 1 sends), keyed by address.
+ * dialed peers talk to (op % 4 == 0: peer (op / 4) & 1 sends), keyed by address. On DGRAM a
+ * chunk needs a valid integrity trailer, which random bytes never have: the harness seals the
+ * message itself unless op & 8 is set (then the bytes go as they are, trailer or not, so the
+ * check is fuzzed as well).
  */
 #include "fuzz.h"
 
@@ -163,12 +166,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             len = size - at;
         }
         switch (op % 4u) {
-        case 0:
-            if (len <= MAX_MSG) {
-                (void)sprig_sock_send(bound && (op / 4u) & 1u ? w->peer2 : w->peer, data + at, len,
-                                      NULL);
+        case 0: {
+            sprig_sock *to = bound && (op / 4u) & 1u ? w->peer2 : w->peer;
+            if ((dgram || bound) && (op & 8u) == 0 && len + SPRIG_TRANSFER_TRAILER <= MAX_MSG) {
+                uint8_t m[MAX_MSG]; /* sealed, so it reaches the decoder */
+                memcpy(m, data + at, len);
+                sprig_transfer_chunk_seal(m, len);
+                (void)sprig_sock_send(to, m, len + SPRIG_TRANSFER_TRAILER, NULL);
+            } else if (len <= MAX_MSG) {
+                (void)sprig_sock_send(to, data + at, len, NULL);
             }
             break;
+        }
         case 1:
             sprig_fake_clock_advance(&w->fc, SPRIG_TIME_MS(50) * (op / 4u));
             break;

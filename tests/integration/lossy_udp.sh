@@ -2,7 +2,8 @@
 # lossy_udp.sh TRANSFER MODE — sprig-transfer put and get of a random file through
 # tools/lossy_relay.py in udp mode (docs/netstack.md §12), compared by SHA-256 both ways:
 #   MODE udp        udp:// (the DGRAM carrier: the transfer engine retransmits itself) with
-#                   datagrams dropped, duplicated and delayed (reordered);
+#                   datagrams dropped, duplicated, delayed (reordered) and corrupted (each
+#                   chunk's CRC-32 trailer must catch every corrupted one);
 #   MODE sprig+udp  sprig+udp:// (the netstack's STREAM over UDP encapsulation) with datagrams
 #                   dropped, duplicated, reordered and corrupted: the netstack's checksums must
 #                   catch every corrupted one.
@@ -39,17 +40,13 @@ udp)
     wait_for "$dir/server.log" "listening on udp://" 20 || fail "server did not start"
     sport=$(grep -o 'listening on udp://127.0.0.1:[0-9]*' "$dir/server.log" | head -n 1 |
         sed 's/.*://')
-    faults=(--drop 0.05 --dup 0.05 --reorder 0.05 --delay-ms 20)
-    # Corruption over udp:// is left out until the DGRAM carrier checks each chunk's integrity:
-    # today a corrupted datagram that still decodes as a chunk is written as data, the final
-    # CRC-32 catches it and the transfer fails with DATA_LOSS (exit 25; measured with
-    # LOSSY_UDP_CORRUPT=0.01). Once chunks carry their own check, make that the default here so
-    # that the test covers it.
-    kinds=(dropped duplicated delayed)
-    if [ -n "${LOSSY_UDP_CORRUPT:-}" ]; then
-        faults+=(--corrupt "$LOSSY_UDP_CORRUPT")
-        kinds+=(corrupted)
-    fi
+    # Corrupted datagrams reach the engine (loopback UDP does not verify checksums, and the relay
+    # recomputes them anyway): each fails its chunk's CRC-32 trailer (field 1003), is dropped
+    # and recovered like a loss (docs/transfer.md, DGRAM carrier). LOSSY_UDP_CORRUPT changes
+    # the rate.
+    faults=(--drop 0.05 --dup 0.05 --reorder 0.05 --delay-ms 20
+        --corrupt "${LOSSY_UDP_CORRUPT:-0.05}")
+    kinds=(dropped duplicated delayed corrupted)
     scheme=udp
     ;;
 sprig+udp)

@@ -4,8 +4,9 @@
 # udp://127.0.0.1:0 (DGRAM: the engine recovers losses itself); put and get files
 # of 0 B, 1 B, 100 KiB and 3 MiB of random bytes both ways over all three, byte-exact (cmp, sha256);
 # get --resume and put --resume from partial files; refusals with their exit codes (NOT_FOUND 15,
-# INVALID_ARGUMENT 13, PERMISSION_DENIED 17). Nothing here depends on timing: the only wait is
-# for the server to print its addresses, bounded by a generous limit.
+# INVALID_ARGUMENT 13, PERMISSION_DENIED 17); put and get over udp through a relay that corrupts
+# and drops datagrams. Nothing here depends on timing: the only waits are for the server and the
+# relay to print their addresses, bounded by a generous limit.
 #
 #   test_transfer_cli.sh PATH/TO/sprig-transfer
 set -euo pipefail
@@ -119,6 +120,9 @@ expect_exit 14 "$BIN" get udp://127.0.0.1:9 one.bin "$WORK/local/z"
 grep -q 'DEADLINE_EXCEEDED' "$WORK/err.txt" || fail "udp without a server: no DEADLINE_EXCEEDED"
 [[ ! -e "$WORK/local/z" ]] || fail "a failed udp get created its local file"
 echo "ok: refusals"
+
+# (udp through a relay that drops, duplicates, reorders and corrupts datagrams: lossy_udp.sh,
+# ctest integration_lossy_udp)
 
 # a read-only server refuses uploads
 start_server ro --listen "unix:$WORK/ro.sock" --root "$WORK/ro" --read-only

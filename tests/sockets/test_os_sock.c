@@ -698,6 +698,18 @@ static void test_os_sock_unix_max_message_exact(void **state)
     assert_int_equal(sprig_sock_recv_wait(s, in, max + 1, &len, TIMEOUT), SPRIG_STATUS_OK);
     assert_int_equal(len, max);
     assert_memory_equal(in, out, max);
+    /* gather (sendmsg): the pieces are one message, up to the same limit */
+    sprig_iov iov[3] = {{out, 1000}, {out + 1000, 0}, {out + 1000, max - 1000}};
+    size_t sent = 0;
+    assert_int_equal(sprig_sock_send_iov(a, iov, 3, &sent), SPRIG_STATUS_OK);
+    assert_int_equal(sent, max);
+    iov[1].len = 1;
+    assert_int_equal(sprig_sock_send_iov(a, iov, 3, &sent), SPRIG_STATUS_RESOURCE_EXHAUSTED);
+    assert_int_equal(sent, 0);
+    memset(in, 0, max);
+    assert_int_equal(sprig_sock_recv_wait(s, in, max + 1, &len, TIMEOUT), SPRIG_STATUS_OK);
+    assert_int_equal(len, max);
+    assert_memory_equal(in, out, max);
     /* The other direction too (the accepted socket has its own send buffer). */
     assert_int_equal(sprig_sock_send_wait(s, out, max, TIMEOUT), SPRIG_STATUS_OK);
     assert_int_equal(sprig_sock_recv_wait(a, in, max, &len, TIMEOUT), SPRIG_STATUS_OK);

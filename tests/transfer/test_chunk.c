@@ -1,5 +1,5 @@
 /* Transfer chunks: golden encodings (hand-computed from WIRE.md's field numbers), decoding of
- * hostile input, zero-copy wrap, CRC-32. */
+ * hostile input, zero-copy wrap, CRC-32, the DGRAM integrity trailer. */
 #include "support.h"
 
 #include <string.h>
@@ -185,7 +185,8 @@ static void test_chunk_worst_case_overhead(void **state)
                SPRIG_TRANSFER_F_REMAINING_BYTES | SPRIG_TRANSFER_F_CRC32;
     c.type = SPRIG_TRANSFER_CHUNK_DATA;
     assert_int_equal(sprig_transfer_chunk_encode(&c, out, sizeof(out), &n), SPRIG_STATUS_OK);
-    assert_true(n <= sizeof(data) + SPRIG_TRANSFER_DATA_OVERHEAD);
+    /* ... with the DGRAM trailer too, even with 64-bit offsets (the engine's are 32-bit) */
+    assert_true(n + SPRIG_TRANSFER_TRAILER <= sizeof(data) + SPRIG_TRANSFER_DATA_OVERHEAD);
 }
 
 static void test_chunk_wrap_matches_encode(void **state)
@@ -233,6 +234,117 @@ static void test_chunk_crc32_vectors(void **state)
     assert_int_equal(sprig_transfer_crc32(part, "56789", 5), 0xcbf43926u);
 }
 
+/* frame + the data in between is byte for byte what encode writes (the engine's zero-copy
+ * send path), for data of 0, 1, 127, 128 and 300 bytes; fields that do not fit are refused. */
+static void test_chunk_frame_matches_encode(void **state)
+{
+    (void)state;
+    static const size_t lens[] = {0, 1, 127, 128, 300};
+    uint8_t data[300];
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = (uint8_t)(i * 7u + 1u);
+    }
+    for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+        sprig_transfer_chunk c = {0};
+        c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID | SPRIG_TRANSFER_F_OFFSET |
+                   SPRIG_TRANSFER_F_REMAINING_BYTES | SPRIG_TRANSFER_F_CRC32;
+        c.type = SPRIG_TRANSFER_CHUNK_DATA;
+        c.session_id = UINT32_MAX;
+        c.offset = UINT32_MAX - 1u;
+        c.remaining_bytes = UINT32_MAX;
+        c.crc32 = 0x12345678u;
+        c.data = data;
+        c.data_len = lens[k];
+        uint8_t want[512];
+        size_t n = 0;
+        assert_int_equal(sprig_transfer_chunk_encode(&c, want, sizeof(want), &n), SPRIG_STATUS_OK);
+        uint8_t f[SPRIG_TRANSFER_DATA_OVERHEAD];
+        size_t hl = 99;
+        size_t fl = sprig_transfer_chunk_frame(&c, lens[k], f, &hl);
+        assert_true(fl > hl);
+        assert_int_equal(hl, lens[k] == 0 ? 0 : lens[k] < 128 ? 2 : 3);
+        uint8_t got[512];
+        memcpy(got, f, hl);
+        memcpy(got + hl, data, lens[k]);
+        memcpy(got + hl + lens[k], f + hl, fl - hl);
+        assert_int_equal(fl + lens[k], n);
+        assert_memory_equal(got, want, n);
+    }
+    sprig_transfer_chunk big = {0}; /* every field at its widest: more than the overhead */
+    big.fields = 0xFFFFu;
+    big.offset = big.remaining_bytes = big.initial_offset = UINT64_MAX;
+    big.transfer_id = big.pending_bytes = big.resource_id = big.session_id = UINT32_MAX;
+    size_t hl = 0;
+    assert_int_equal(
+        sprig_transfer_chunk_frame(&big, 1, (uint8_t[SPRIG_TRANSFER_DATA_OVERHEAD]){0}, &hl), 0);
+}
+
+/* The DGRAM trailer: field 1003's tag (DD 3E), then the CRC-32 of everything before it, little
+ * endian (the golden value is zlib.crc32(b"123456789\xdd\x3e")). */
+static void test_chunk_seal_golden(void **state)
+{
+    (void)state;
+    uint8_t m[9 + SPRIG_TRANSFER_TRAILER];
+    memcpy(m, "123456789", 9);
+    sprig_transfer_chunk_seal(m, 9);
+    static const uint8_t want[] = {'1', '2',  '3',  '4',  '5',  '6',  '7', '8',
+                                   '9', 0xdd, 0x3e, 0xde, 0x74, 0xf5, 0x28};
+    assert_memory_equal(m, want, sizeof(want));
+    size_t len = sizeof(m);
+    assert_int_equal(sprig_transfer_chunk_unseal(m, &len), SPRIG_STATUS_OK);
+    assert_int_equal(len, 9);
+    /* an empty chunk (a valid, all-default Chunk) sealed */
+    uint8_t e[SPRIG_TRANSFER_TRAILER];
+    sprig_transfer_chunk_seal(e, 0);
+    len = sizeof(e);
+    assert_int_equal(sprig_transfer_chunk_unseal(e, &len), SPRIG_STATUS_OK);
+    assert_int_equal(len, 0);
+}
+
+/* A sealed chunk is still a valid Chunk (a decoder that does not check skips field 1003), and
+ * unseal rejects every damage, leaving the length alone. */
+static void test_chunk_seal_unseal(void **state)
+{
+    (void)state;
+    sprig_transfer_chunk c = {0};
+    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_SESSION_ID | SPRIG_TRANSFER_F_OFFSET;
+    c.type = SPRIG_TRANSFER_CHUNK_DATA;
+    c.session_id = 3;
+    c.offset = 1000;
+    c.data = (const uint8_t *)"hello";
+    c.data_len = 5;
+    uint8_t m[64];
+    size_t n = 0;
+    assert_int_equal(sprig_transfer_chunk_encode(&c, m, sizeof(m), &n), SPRIG_STATUS_OK);
+    sprig_transfer_chunk_seal(m, n);
+    size_t sealed = n + SPRIG_TRANSFER_TRAILER;
+    sprig_transfer_chunk d;
+    assert_int_equal(sprig_transfer_chunk_decode(m, sealed, &d), SPRIG_STATUS_OK);
+    assert_int_equal(d.session_id, 3);
+    assert_int_equal(d.offset, 1000);
+    assert_int_equal(d.data_len, 5);
+    assert_int_equal(d.fields, c.fields);
+    size_t len = sealed;
+    assert_int_equal(sprig_transfer_chunk_unseal(m, &len), SPRIG_STATUS_OK);
+    assert_int_equal(len, n);
+    for (size_t bit = 0; bit < sealed * 8; bit++) { /* any single bit flipped */
+        m[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        len = sealed;
+        assert_int_equal(sprig_transfer_chunk_unseal(m, &len), SPRIG_STATUS_DATA_LOSS);
+        assert_int_equal(len, sealed);
+        m[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    for (size_t k = 0; k < SPRIG_TRANSFER_TRAILER; k++) { /* too short for a trailer */
+        len = k;
+        assert_int_equal(sprig_transfer_chunk_unseal(m + sealed - k, &len), SPRIG_STATUS_DATA_LOSS);
+        assert_int_equal(len, k);
+    }
+    len = n; /* no trailer at all */
+    assert_int_equal(sprig_transfer_chunk_unseal(m, &len), SPRIG_STATUS_DATA_LOSS);
+    len = sealed - 1; /* cut short */
+    assert_int_equal(sprig_transfer_chunk_unseal(m, &len), SPRIG_STATUS_DATA_LOSS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +359,9 @@ int main(void)
         cmocka_unit_test(test_chunk_worst_case_overhead),
         cmocka_unit_test(test_chunk_wrap_matches_encode),
         cmocka_unit_test(test_chunk_crc32_vectors),
+        cmocka_unit_test(test_chunk_frame_matches_encode),
+        cmocka_unit_test(test_chunk_seal_golden),
+        cmocka_unit_test(test_chunk_seal_unseal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,8 +3,10 @@
  * fake clock: reads and writes byte-exact at 0%, 5% and 20% loss with duplication and
  * reordering (several seeds and sizes), the slow-start window and its halving, a bound server
  * socket serving two peers whose session ids collide, a peer that is gone, a lost final
- * COMPLETION_ACK, a late copy of a START. Every case checks contents, statuses and counts, and
- * every teardown that sockets, buffers, timers and sessions all came back.
+ * COMPLETION_ACK, a late copy of a START; corrupted datagrams caught by the integrity trailer
+ * (at 5% and 20% with loss), and chunks with a missing or wrong trailer dropped and counted. Every
+ * case checks contents, statuses and counts, and every teardown that sockets, buffers, timers and
+ * sessions all came back.
  */
 #include "support.h"
 
@@ -290,6 +292,8 @@ static const size_t sizes[] = {0, 1, 3 * MAX_CHUNK + 7, RES_CAP - 13};
 
 typedef struct run_stats {
     uint32_t dropped, duplicated, reordered, retransmits;
+    uint32_t corrupted; /* bits flipped by the fault wrappers */
+    uint32_t caught;    /* chunks the nodes dropped for a bad trailer (stats.corrupt) */
 } run_stats;
 
 /* One transfer of `n` bytes (a read or a write by node 1) through links that drop drop_pm,
@@ -325,6 +329,8 @@ static void transfer_with(bool write, const sprig_fault_cfg *fcfg, size_t n, run
         rs->duplicated += F.nd[i].f.stats.duplicated;
         rs->reordered += F.nd[i].f.stats.reordered;
         rs->retransmits += F.nd[i].n.stats.retransmits;
+        rs->corrupted += F.nd[i].f.stats.corrupted;
+        rs->caught += F.nd[i].n.stats.corrupt;
     }
     fixture_fini();
 }
@@ -389,6 +395,124 @@ static void test_dgram_heavy_duplication(void **state)
                   rs.reordered, rs.dropped);
     assert_true(rs.duplicated > 200);
     assert_true(rs.reordered > 200);
+}
+
+/* ---- corruption -------------------------------------------------------------------------------
+ */
+
+/* 5% of the datagrams lose a bit, 5% are lost, 5% reordered: every damaged chunk is caught by
+ * its trailer and repaired as a loss, so every transfer ends OK and byte-exact (without the
+ * check a flipped data bit is written and the transfer ends in DATA_LOSS). Without duplication
+ * every corrupted datagram is counted exactly once by its receiver. */
+static void test_dgram_corruption(void **state)
+{
+    (void)state;
+    run_stats rs = {0};
+    for (uint32_t seed = 1; seed <= 4; seed++) {
+        for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+            sprig_fault_cfg fc = {.seed = seed, .drop_pm = 50, .reorder_pm = 50, .corrupt_pm = 50};
+            transfer_with(false, &fc, sizes[k], &rs);
+            fc.seed = seed * 31u;
+            transfer_with(true, &fc, sizes[k], &rs);
+        }
+    }
+    print_message("corruption: %u corrupted, %u caught, %u dropped, %u retransmits\n", rs.corrupted,
+                  rs.caught, rs.dropped, rs.retransmits);
+    assert_true(rs.corrupted > 20);
+    assert_int_equal(rs.caught, rs.corrupted);
+    assert_true(rs.retransmits > 0);
+}
+
+/* Heavier: 20% corrupted, 5% lost, 5% duplicated (a corrupted datagram may arrive twice). */
+static void test_dgram_heavy_corruption(void **state)
+{
+    (void)state;
+    run_stats rs = {0};
+    for (uint32_t seed = 1; seed <= 4; seed++) {
+        sprig_fault_cfg fc = {
+            .seed = seed, .drop_pm = 50, .dup_pm = 50, .reorder_pm = 50, .corrupt_pm = 200};
+        transfer_with(seed & 1u, &fc, RES_CAP - 3, &rs);
+    }
+    assert_true(rs.corrupted > 50);
+    assert_true(rs.caught >= rs.corrupted);
+}
+
+/* Send `len` bytes from the raw peer, sealed with the trailer unless `seal` is false. */
+static void raw_send(const uint8_t *msg, size_t len, bool seal)
+{
+    uint8_t m[MAX_MSG];
+    assert_true(len + SPRIG_TRANSFER_TRAILER <= sizeof(m));
+    memcpy(m, msg, len);
+    if (seal) {
+        sprig_transfer_chunk_seal(m, len);
+        len += SPRIG_TRANSFER_TRAILER;
+    }
+    assert_int_equal(sprig_sock_send(F.raw, m, len, NULL), SPRIG_STATUS_OK);
+    settle();
+}
+
+/* Chunks whose trailer is missing, short or wrong are dropped before decoding and counted; the
+ * same START sealed opens the session, and what the node answers is sealed too. */
+static void test_dgram_bad_trailer_dropped(void **state)
+{
+    (void)state;
+    fixture_init(0);
+    sprig_sock *a = NULL;
+    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_DGRAM, &a, &F.raw), SPRIG_STATUS_OK);
+    sprig_fault_cfg fc = {.seed = 1};
+    node_up(&F.nd[0], a, &fc, true, 0);
+    settle();
+    node *srv = &F.nd[0];
+    prepare(srv, &F.nd[1], 1, 10, 1);
+    sprig_transfer_chunk c = {0};
+    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
+               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION |
+               SPRIG_TRANSFER_F_DIRECTION;
+    c.type = SPRIG_TRANSFER_CHUNK_START;
+    c.desired_session_id = 5;
+    c.resource_id = 1;
+    c.protocol_version = 2;
+    c.direction = SPRIG_TRANSFER_DIR_READ;
+    uint8_t start_msg[MAX_MSG];
+    size_t n = 0;
+    assert_int_equal(sprig_transfer_chunk_encode(&c, start_msg, sizeof(start_msg), &n),
+                     SPRIG_STATUS_OK);
+    uint8_t m[MAX_MSG];
+    memcpy(m, start_msg, n);
+    sprig_transfer_chunk_seal(m, n);
+    size_t sealed = n + SPRIG_TRANSFER_TRAILER;
+
+    raw_send(start_msg, n, false); /* no trailer: a valid chunk, but not on DGRAM */
+    raw_send(m, 3, false);         /* shorter than a trailer */
+    raw_send(m, 0, false);         /* empty */
+    for (size_t bit = 0; bit < sealed * 8; bit += 5) {
+        uint8_t bad[MAX_MSG];
+        memcpy(bad, m, sealed);
+        bad[bit / 8] ^= (uint8_t)(1u << (bit % 8)); /* one bit anywhere: body, tag or CRC */
+        raw_send(bad, sealed, false);
+    }
+    uint32_t expect = 3 + (uint32_t)((sealed * 8 + 4) / 5);
+    assert_int_equal(srv->n.stats.corrupt, expect);
+    assert_int_equal(srv->n.stats.chunks_in, expect);
+    assert_int_equal(srv->n.stats.dropped, 0); /* none was even decoded */
+    assert_int_equal(sprig_transfer_active(&srv->n), 0);
+    uint8_t out[MAX_MSG];
+    assert_int_equal(sprig_sock_recv(F.raw, out, sizeof(out), &n), SPRIG_STATUS_UNAVAILABLE);
+
+    raw_send(m, sealed - SPRIG_TRANSFER_TRAILER, true); /* the same START, sealed */
+    assert_int_equal(sprig_transfer_active(&srv->n), 1);
+    assert_int_equal(srv->n.stats.corrupt, expect);
+    assert_int_equal(sprig_sock_recv(F.raw, out, sizeof(out), &n), SPRIG_STATUS_OK);
+    size_t len = n;
+    assert_int_equal(sprig_transfer_chunk_unseal(out, &len), SPRIG_STATUS_OK);
+    assert_int_equal(len, n - SPRIG_TRANSFER_TRAILER);
+    sprig_transfer_chunk g;
+    assert_int_equal(sprig_transfer_chunk_decode(out, len, &g), SPRIG_STATUS_OK);
+    assert_int_equal(g.type, SPRIG_TRANSFER_CHUNK_START_ACK);
+    assert_int_equal(g.session_id, 5);
+    drive(); /* nobody confirms: it times out */
+    expect_done(srv, 5, SPRIG_STATUS_DEADLINE_EXCEEDED);
+    fixture_fini();
 }
 
 /* ---- the window -------------------------------------------------------------------------------
@@ -535,6 +659,7 @@ static void peer_gone(bool write)
     unsigned starts = 0;
     while (sprig_sock_recv(F.raw, buf, sizeof(buf), &n) == SPRIG_STATUS_OK) {
         sprig_transfer_chunk c;
+        assert_int_equal(sprig_transfer_chunk_unseal(buf, &n), SPRIG_STATUS_OK);
         assert_int_equal(sprig_transfer_chunk_decode(buf, n, &c), SPRIG_STATUS_OK);
         starts += c.type == SPRIG_TRANSFER_CHUNK_START;
     }
@@ -631,8 +756,7 @@ static void test_dgram_late_start_copy(void **state)
     uint8_t start_msg[MAX_MSG];
     size_t start_len = n;
     memcpy(start_msg, out, n);
-    assert_int_equal(sprig_sock_send(F.raw, start_msg, start_len, NULL), SPRIG_STATUS_OK);
-    settle();
+    raw_send(start_msg, start_len, true);
     assert_int_equal(sprig_transfer_active(&srv->n), 1);
     /* the client cancels: COMPLETION(CANCELLED), the server acknowledges and ends */
     sprig_transfer_chunk e = {0};
@@ -641,13 +765,11 @@ static void test_dgram_late_start_copy(void **state)
     e.session_id = 5;
     e.status = SPRIG_STATUS_CANCELLED;
     assert_int_equal(sprig_transfer_chunk_encode(&e, out, sizeof(out), &n), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_sock_send(F.raw, out, n, NULL), SPRIG_STATUS_OK);
-    settle();
+    raw_send(out, n, true);
     expect_done(srv, 5, SPRIG_STATUS_CANCELLED);
     assert_int_equal(sprig_transfer_active(&srv->n), 0);
     /* the late copy of the START: ignored */
-    assert_int_equal(sprig_sock_send(F.raw, start_msg, start_len, NULL), SPRIG_STATUS_OK);
-    settle();
+    raw_send(start_msg, start_len, true);
     assert_int_equal(sprig_transfer_active(&srv->n), 0);
     assert_int_equal(srv->ndone, 1);
     /* a late DATA chunk for it: answered with COMPLETION, acted on never */
@@ -658,8 +780,7 @@ static void test_dgram_late_start_copy(void **state)
     d.data = (const uint8_t *)"xyz";
     d.data_len = 3;
     assert_int_equal(sprig_transfer_chunk_encode(&d, out, sizeof(out), &n), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_sock_send(F.raw, out, n, NULL), SPRIG_STATUS_OK);
-    settle();
+    raw_send(out, n, true);
     assert_int_equal(srv->res[0].len, 10); /* untouched */
     assert_int_equal(srv->ndone, 1);
     /* what the server said: START_ACK, COMPLETION_ACK, then COMPLETION for the late DATA */
@@ -667,6 +788,7 @@ static void test_dgram_late_start_copy(void **state)
     size_t k = 0;
     while (k < 8 && sprig_sock_recv(F.raw, out, sizeof(out), &n) == SPRIG_STATUS_OK) {
         sprig_transfer_chunk g;
+        assert_int_equal(sprig_transfer_chunk_unseal(out, &n), SPRIG_STATUS_OK);
         assert_int_equal(sprig_transfer_chunk_decode(out, n, &g), SPRIG_STATUS_OK);
         types[k++] = g.type;
     }
@@ -677,13 +799,11 @@ static void test_dgram_late_start_copy(void **state)
     /* still ignored just before the quiet time (16 chunk timeouts) has passed ... */
     sprig_time ended = F.fc.now;
     sprig_fake_clock_set(&F.fc, ended + SPRIG_TIME_MS(500) * 16 - 1);
-    assert_int_equal(sprig_sock_send(F.raw, start_msg, start_len, NULL), SPRIG_STATUS_OK);
-    settle();
+    raw_send(start_msg, start_len, true);
     assert_int_equal(sprig_transfer_active(&srv->n), 0);
     /* ... and after it the same id may start again */
     sprig_fake_clock_set(&F.fc, ended + SPRIG_TIME_MS(500) * 16);
-    assert_int_equal(sprig_sock_send(F.raw, start_msg, start_len, NULL), SPRIG_STATUS_OK);
-    settle();
+    raw_send(start_msg, start_len, true);
     assert_int_equal(sprig_transfer_active(&srv->n), 1);
     drive(); /* nobody answers: it times out */
     assert_int_equal(srv->r[5].ndone, 2);
@@ -698,6 +818,9 @@ int main(void)
         cmocka_unit_test(test_dgram_loss_5),
         cmocka_unit_test(test_dgram_loss_20),
         cmocka_unit_test(test_dgram_heavy_duplication),
+        cmocka_unit_test(test_dgram_corruption),
+        cmocka_unit_test(test_dgram_heavy_corruption),
+        cmocka_unit_test(test_dgram_bad_trailer_dropped),
         cmocka_unit_test(test_dgram_slow_start),
         cmocka_unit_test(test_dgram_loss_halves_window),
         cmocka_unit_test(test_dgram_congestion_drops),

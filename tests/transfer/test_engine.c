@@ -9,6 +9,7 @@
 
 #include <string.h>
 
+#include "sprig/fault.h"
 #include "sprig/mem.h"
 #include "sprig/transfer.h"
 
@@ -51,6 +52,9 @@ typedef struct fixture {
     got_chunk got[MAX_GOT];
     size_t ngot;
     raw_fn raw;
+    /* the server's socket behind a (fault-free) fault wrapper, which has no gather op */
+    bool wrap_server;
+    sprig_fault_sock fsock;
 } fixture;
 
 static fixture F;
@@ -129,6 +133,7 @@ static void raw_send(const sprig_transfer_chunk *c)
 /* cfg_tweak may adjust the client's (and the server's) config before init. */
 static int setup_with(bool raw_peer, void (*tweak)(sprig_transfer_cfg *c, bool server))
 {
+    bool wrap = F.wrap_server;
     memset(&F, 0, sizeof(F));
     xfer_env_cfg ec = {.mem = {.max_message_size = MAX_MSG}};
     xfer_env_init(&F.env, &ec);
@@ -149,6 +154,12 @@ static int setup_with(bool raw_peer, void (*tweak)(sprig_transfer_cfg *c, bool s
         F.b = b;
         sprig_sock_set_callback(b, raw_event, NULL);
     } else {
+        if (wrap) {
+            sprig_fault_cfg fc = {.seed = 1};
+            assert_int_equal(sprig_fault_init(&F.fsock, b, &fc, &F.env.pool), SPRIG_STATUS_OK);
+            b = &F.fsock.sock;
+            assert_false(sprig_sock_gathers(b));
+        }
         node_cfg(&c, b, F.ssess, F.srx);
         c.handler = &F.sh.handler;
         if (tweak != NULL) {
@@ -164,6 +175,13 @@ static int setup_with(bool raw_peer, void (*tweak)(sprig_transfer_cfg *c, bool s
 static int setup(void **state)
 {
     (void)state;
+    return setup_with(false, NULL);
+}
+
+static int setup_wrapped_server(void **state)
+{
+    (void)state;
+    F.wrap_server = true;
     return setup_with(false, NULL);
 }
 
@@ -447,6 +465,127 @@ static void test_engine_handler_fails_mid_write(void **state)
     assert_int_equal(F.cr[id].status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.sr[id].status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.cres[1].len, 0);
+}
+
+/* ---- the handler's lend op (zero-copy send) ---------------------------------------------------
+ */
+
+/* The mem handler's ops with read and lend counted, lend optionally absent or misbehaving. */
+static const sprig_transfer_handler_ops *inner_ops;
+static sprig_transfer_handler_ops wrapped_ops;
+static unsigned nlend, nread;
+static enum { LEND_PASS, LEND_FAIL, LEND_OVERRUN } lend_mode;
+
+static sprig_status counting_read(void *ctx, void *handle, uint64_t offset, uint8_t *buf,
+                                  size_t cap, size_t *out_len)
+{
+    nread++;
+    return inner_ops->read(ctx, handle, offset, buf, cap, out_len);
+}
+
+static sprig_status counting_lend(void *ctx, void *handle, uint64_t offset, size_t len,
+                                  const uint8_t **ptr, size_t *avail)
+{
+    nlend++;
+    if (lend_mode == LEND_FAIL && offset > 0) {
+        return SPRIG_STATUS_INTERNAL;
+    }
+    sprig_status st = inner_ops->lend(ctx, handle, offset, len, ptr, avail);
+    if (lend_mode == LEND_OVERRUN && offset > 0) {
+        *avail = len + 1;
+    }
+    return st;
+}
+
+static void wrap_handler(sprig_transfer_mem_handler *h, bool lend)
+{
+    inner_ops = h->handler.ops;
+    assert_non_null(inner_ops->lend); /* the mem handler lends */
+    wrapped_ops = *inner_ops;
+    wrapped_ops.read = counting_read;
+    wrapped_ops.lend = lend ? counting_lend : NULL;
+    h->handler.ops = &wrapped_ops;
+    nlend = nread = 0;
+    lend_mode = LEND_PASS;
+}
+
+/* On SEQPACKET a handler that lends is never asked to read: every DATA chunk goes out around the
+ * lent bytes, byte-exact, in both roles. */
+static void test_engine_lend_used(void **state)
+{
+    (void)state;
+    const size_t n = 4 * MAX_CHUNK + 3;
+    wrap_handler(&F.sh, true);
+    xfer_fill(F.sstore[0], n, 41);
+    F.sres[0].len = n;
+    uint32_t id = do_read(1, 1);
+    xfer_drive(&F.env);
+    assert_int_equal(F.cr[id].status, SPRIG_STATUS_OK);
+    assert_int_equal(F.cres[0].len, n);
+    assert_memory_equal(F.cstore[0], F.sstore[0], n);
+    assert_int_equal(nlend, 5);
+    assert_int_equal(nread, 0);
+    wrap_handler(&F.ch, true); /* the client sends */
+    xfer_fill(F.cstore[1], n, 42);
+    F.cres[1].len = n;
+    id = do_write(3, 2);
+    xfer_drive(&F.env);
+    assert_int_equal(F.sr[id].status, SPRIG_STATUS_OK);
+    assert_int_equal(F.sres[2].len, n);
+    assert_memory_equal(F.sstore[2], F.cstore[1], n);
+    assert_int_equal(nlend, 5);
+    assert_int_equal(nread, 0);
+}
+
+/* A handler without lend is read from, as before: the sizes grid again, both directions. */
+static void test_engine_without_lend(void **state)
+{
+    wrap_handler(&F.ch, false);
+    test_engine_write_sizes(state);
+    unsigned reads = nread;
+    wrap_handler(&F.sh, false);
+    test_engine_read_sizes(state);
+    assert_true(reads > 0 && nread > 0);
+    assert_int_equal(nlend, 0);
+}
+
+/* A socket without a message gather (here the fault wrapper; TCP's framing is another) makes
+ * the engine read, even from a handler that lends. */
+static void test_engine_lend_needs_gather(void **state)
+{
+    (void)state;
+    const size_t n = 4 * MAX_CHUNK + 3;
+    assert_true(sprig_sock_gathers(F.cn.cfg.sock)); /* mem gathers */
+    wrap_handler(&F.sh, true);
+    xfer_fill(F.sstore[0], n, 44);
+    F.sres[0].len = n;
+    uint32_t id = do_read(1, 1);
+    xfer_drive(&F.env);
+    assert_int_equal(F.cr[id].status, SPRIG_STATUS_OK);
+    assert_int_equal(F.sr[id].status, SPRIG_STATUS_OK);
+    assert_int_equal(F.cres[0].len, n);
+    assert_memory_equal(F.cstore[0], F.sstore[0], n);
+    assert_int_equal(nlend, 0);
+    assert_int_equal(nread, 5);
+}
+
+/* lend failing, or claiming more than asked, ends the transfer with DATA_LOSS on both sides. */
+static void test_engine_lend_fails(void **state)
+{
+    (void)state;
+    wrap_handler(&F.sh, true);
+    for (int mode = LEND_FAIL; mode <= LEND_OVERRUN; mode++) {
+        lend_mode = mode;
+        xfer_fill(F.sstore[0], 3000, 43);
+        F.sres[0].len = 3000;
+        F.cres[0].len = 0;
+        uint32_t id = do_read(1, 1);
+        xfer_drive(&F.env);
+        assert_int_equal(F.cr[id].status, SPRIG_STATUS_DATA_LOSS);
+        assert_int_equal(F.sr[id].status, SPRIG_STATUS_DATA_LOSS);
+        assert_int_equal(F.cres[0].len, 0); /* nothing claimed written */
+    }
+    assert_int_equal(nread, 0);
 }
 
 static void test_engine_concurrent(void **state)
@@ -1082,6 +1221,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_engine_initial_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_handler_fails_mid_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_lend_used, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_without_lend, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_lend_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_lend_needs_gather, setup_wrapped_server,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_engine_commit_failure_is_data_loss, setup_commit_fails,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_engine_cancel_by_client, setup, teardown),

@@ -155,7 +155,7 @@ static sprig_status st_close(void *ctx, void *handle, sprig_status status)
     return SPRIG_STATUS_OK;
 }
 
-static const sprig_transfer_handler_ops st_ops = {st_open, st_read, st_write, st_close};
+static const sprig_transfer_handler_ops st_ops = {st_open, st_read, st_write, st_close, NULL};
 
 static void store_init(store *s, uint8_t *data)
 {

@@ -205,3 +205,48 @@ sprig_status sprig_transfer_chunk_wrap(sprig_buf *buf, const sprig_transfer_chun
     }
     return SPRIG_STATUS_OK;
 }
+
+size_t sprig_transfer_chunk_frame(const sprig_transfer_chunk *c, size_t data_len,
+                                  uint8_t out[SPRIG_TRANSFER_DATA_OVERHEAD], size_t *hdr_len)
+{
+    size_t h = data_len > 0 ? data_header(out, data_len) : 0;
+    pb_ostream_t os = pb_ostream_from_buffer(out + h, SPRIG_TRANSFER_DATA_OVERHEAD - h);
+    *hdr_len = h;
+    return put_fields(&os, c) ? h + os.bytes_written : 0;
+}
+
+/* ---- the DGRAM integrity trailer --------------------------------------------------------------
+ */
+
+/* Field 1003, wire type 5 (fixed32): (1003 << 3) | 5 = 8029, a 2-byte varint. */
+#define TRAILER_TAG0 0xDDu
+#define TRAILER_TAG1 0x3Eu
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    for (size_t i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+void sprig_transfer_chunk_seal(uint8_t *msg, size_t len)
+{
+    msg[len] = TRAILER_TAG0;
+    msg[len + 1] = TRAILER_TAG1;
+    put_le32(msg + len + 2, sprig_transfer_crc32(0, msg, len + 2));
+}
+
+sprig_status sprig_transfer_chunk_unseal(const uint8_t *msg, size_t *len)
+{
+    size_t n = *len;
+    if (n < SPRIG_TRANSFER_TRAILER || msg[n - 6] != TRAILER_TAG0 || msg[n - 5] != TRAILER_TAG1) {
+        return SPRIG_STATUS_DATA_LOSS;
+    }
+    uint8_t want[4];
+    put_le32(want, sprig_transfer_crc32(0, msg, n - 4));
+    if (memcmp(want, msg + n - 4, 4) != 0) {
+        return SPRIG_STATUS_DATA_LOSS;
+    }
+    *len = n - SPRIG_TRANSFER_TRAILER;
+    return SPRIG_STATUS_OK;
+}

@@ -79,11 +79,20 @@ static sprig_status tx_begin(sprig_transfer_node *n, size_t want, sprig_buf **ou
     return SPRIG_STATUS_OK;
 }
 
-/* Wrap and send (to `to` on a bound socket); the buffer is consumed either way. */
+/* Wrap, seal on DGRAM, and send (to `to` on a bound socket); the buffer is consumed either way.
+ * The trailer always fits: the allowance for it is in the tailroom tx_begin reserved. */
 static sprig_status tx_finish(sprig_transfer_node *n, sprig_buf *buf, const chunk *c,
                               const sprig_addr *to)
 {
     sprig_status st = sprig_transfer_chunk_wrap(buf, c);
+    if (st == SPRIG_STATUS_OK && IS_DGRAM(n)) {
+        size_t len = sprig_buf_len(buf);
+        if (sprig_buf_put(buf, SPRIG_TRANSFER_TRAILER) == NULL) {
+            st = SPRIG_STATUS_INTERNAL;
+        } else {
+            sprig_transfer_chunk_seal(sprig_buf_data(buf), len);
+        }
+    }
     if (st == SPRIG_STATUS_OK) {
         st = IS_BOUND(n) ? sprig_sock_send_buf_to(n->cfg.sock, buf, to)
                          : sprig_sock_send_buf(n->cfg.sock, buf);
@@ -227,34 +236,54 @@ static void progress(session *s, uint32_t at)
     }
 }
 
-/* One DATA chunk at s->offset. Returns false when the sender must stop for now. */
+/* A DATA chunk around lent bytes, gathered by the socket: header, data, fields. */
+static sprig_status tx_lent(sprig_transfer_node *n, const chunk *c, const uint8_t *data, size_t len)
+{
+    uint8_t f[SPRIG_TRANSFER_DATA_OVERHEAD];
+    size_t hl = 0;
+    size_t fl = sprig_transfer_chunk_frame(c, len, f, &hl);
+    sprig_iov v[3] = {{f, hl}, {data, len}, {f + hl, fl - hl}};
+    sprig_status st = fl != 0 ? sprig_sock_send_iov(n->cfg.sock, v, 3, &fl) : SPRIG_STATUS_INTERNAL;
+    if (st == SPRIG_STATUS_OK) {
+        n->stats.chunks_out++;
+    } else if (st == SPRIG_STATUS_UNAVAILABLE) {
+        n->want_write = 1;
+    }
+    return st;
+}
+
+/* One DATA chunk at s->offset: the handler lends the bytes (SEQPACKET) or reads them into a
+ * transmit buffer. Returns false when the sender must stop for now. */
 static bool send_data(session *s)
 {
     sprig_transfer_node *n = s->node;
+    const sprig_transfer_handler *h = s->handler;
     uint32_t room = s->window_end - s->offset;
     size_t len = room < s->max_chunk ? room : s->max_chunk;
     sprig_buf *buf = NULL;
-    sprig_status st = tx_begin(n, len + SPRIG_TRANSFER_DATA_OVERHEAD, &buf);
-    if (st != SPRIG_STATUS_OK) {
-        if (st == SPRIG_STATUS_UNAVAILABLE) {
-            n->want_write = 1;
-        }
-        return false;
-    }
+    const uint8_t *dst = NULL;
     size_t got = 0;
-    uint8_t *dst = sprig_buf_put(buf, len);
-    if (dst == NULL) {
-        sprig_buf_free(buf);
-        end(s, SPRIG_STATUS_INTERNAL);
-        return false;
+    sprig_status st;
+    if (h->ops->lend != NULL && !IS_DGRAM(n) && !n->no_iov) {
+        st = h->ops->lend(h->ctx, s->handle, s->offset, len, &dst, &got);
+    } else {
+        st = tx_begin(n, len + SPRIG_TRANSFER_DATA_OVERHEAD, &buf);
+        if (st != SPRIG_STATUS_OK) {
+            if (st == SPRIG_STATUS_UNAVAILABLE) {
+                n->want_write = 1;
+            }
+            return false;
+        }
+        uint8_t *p = sprig_buf_data(buf); /* empty; tx_begin left room for len + the fields */
+        st = h->ops->read(h->ctx, s->handle, s->offset, p, len, &got);
+        (void)sprig_buf_put(buf, got); /* got > len is refused below, whatever this did */
+        dst = p;
     }
-    st = s->handler->ops->read(s->handler->ctx, s->handle, s->offset, dst, len, &got);
     if (st != SPRIG_STATUS_OK || got > len) {
         sprig_buf_free(buf);
         end(s, SPRIG_STATUS_DATA_LOSS);
         return false;
     }
-    (void)sprig_buf_trim(buf, got);
     if (got < len) {
         s->size = s->offset + got; /* the end of the resource */
     }
@@ -276,7 +305,8 @@ static bool send_data(session *s)
             c.crc32 = crc;
         }
     }
-    if (tx_finish(n, buf, &c, &s->peer) != SPRIG_STATUS_OK) {
+    if ((buf != NULL ? tx_finish(n, buf, &c, &s->peer) : tx_lent(n, &c, dst, got)) !=
+        SPRIG_STATUS_OK) {
         return false;
     }
     if (end_at > s->crc_end) {
@@ -793,6 +823,11 @@ static void on_sock(sprig_sock *sock, sprig_sock_event ev, sprig_status status, 
             }
             chunk c;
             n->stats.chunks_in++;
+            if (IS_DGRAM(n) &&
+                sprig_transfer_chunk_unseal(n->cfg.rx_buf, &len) != SPRIG_STATUS_OK) {
+                n->stats.corrupt++; /* damaged in flight, or not sprig's: a loss */
+                continue;
+            }
             if (sprig_transfer_chunk_decode(n->cfg.rx_buf, len, &c) != SPRIG_STATUS_OK) {
                 n->stats.dropped++;
                 continue;
@@ -845,6 +880,7 @@ sprig_status sprig_transfer_init(sprig_transfer_node *node, const sprig_transfer
     max = max < MAX_CHUNK ? max : MAX_CHUNK;
     node->max_chunk = (c->max_chunk != 0 && c->max_chunk < max) ? c->max_chunk : (uint32_t)max;
     node->next_id = c->first_session_id != 0 ? c->first_session_id : 1u;
+    node->no_iov = !sprig_sock_gathers(cfg->sock); /* lent bytes need a message gather */
     memset(c->sessions, 0, c->max_sessions * sizeof(*c->sessions));
     node->ready = 1;
     sprig_sock_set_callback(cfg->sock, on_sock, node);

@@ -270,7 +270,7 @@ static sprig_status flash_read_or_fail(void *ctx, void *handle, uint64_t offset,
 }
 
 static const sprig_transfer_handler_ops flash_ops = {flash_open, flash_read_or_fail,
-                                                     flash_write_or_fail, flash_close};
+                                                     flash_write_or_fail, flash_close, NULL};
 
 static sprig_status check_region(const sprig_transfer_flash_cfg *cfg, size_t i)
 {

@@ -30,8 +30,9 @@ static sprig_status mem_open(void *ctx, uint32_t id, sprig_transfer_access acces
     return SPRIG_STATUS_NOT_FOUND;
 }
 
-static sprig_status mem_read(void *ctx, void *handle, uint64_t offset, uint8_t *buf, size_t cap,
-                             size_t *out_len)
+/* The bytes are in memory already: lend them (the engine sends them in place). */
+static sprig_status mem_lend(void *ctx, void *handle, uint64_t offset, size_t len,
+                             const uint8_t **ptr, size_t *avail)
 {
     const sprig_transfer_mem_resource *r = handle;
     (void)ctx;
@@ -39,12 +40,20 @@ static sprig_status mem_read(void *ctx, void *handle, uint64_t offset, uint8_t *
         return SPRIG_STATUS_OUT_OF_RANGE;
     }
     size_t n = r->len - (size_t)offset;
-    n = n < cap ? n : cap;
-    if (n > 0) {
-        memcpy(buf, r->data + offset, n);
-    }
-    *out_len = n;
+    *ptr = r->data + offset;
+    *avail = n < len ? n : len;
     return SPRIG_STATUS_OK;
+}
+
+static sprig_status mem_read(void *ctx, void *handle, uint64_t offset, uint8_t *buf, size_t cap,
+                             size_t *out_len)
+{
+    const uint8_t *p = NULL;
+    sprig_status st = mem_lend(ctx, handle, offset, cap, &p, out_len);
+    if (st == SPRIG_STATUS_OK && *out_len > 0) {
+        memcpy(buf, p, *out_len);
+    }
+    return st;
 }
 
 static sprig_status mem_write(void *ctx, void *handle, uint64_t offset, const uint8_t *data,
@@ -74,7 +83,8 @@ static sprig_status mem_close(void *ctx, void *handle, sprig_status status)
     return SPRIG_STATUS_OK;
 }
 
-static const sprig_transfer_handler_ops mem_ops = {mem_open, mem_read, mem_write, mem_close};
+static const sprig_transfer_handler_ops mem_ops = {mem_open, mem_read, mem_write, mem_close,
+                                                   mem_lend};
 
 void sprig_transfer_mem_handler_init(sprig_transfer_mem_handler *mh,
                                      sprig_transfer_mem_resource *resources, size_t count)

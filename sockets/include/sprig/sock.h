@@ -95,7 +95,9 @@ typedef struct sprig_sock_ops {
      * *out_sent > 0 on OK. `to` is NULL except for DGRAM send_to. */
     sprig_status (*send)(sprig_sock *s, const void *data, size_t len, const sprig_addr *to,
                          size_t *out_sent);
-    /* Optional, STREAM only: gather send, same rules as send. */
+    /* Optional: gather send, same rules as send. On a SEQPACKET/DGRAM socket it must gather
+     * the pieces (up to 64) into one message to the peer, all or nothing: its presence is what
+     * sprig_sock_gathers reports. */
     sprig_status (*send_iov)(sprig_sock *s, const sprig_iov *iov, size_t iovcnt, size_t *out_sent);
     /* Optional: take ownership of `buf` on OK. NULL: the generic code sends its bytes with
      * `send` and frees it. */
@@ -167,8 +169,19 @@ void sprig_sock_set_callback(sprig_sock *s, sprig_sock_cb cb, void *user);
 /* ---- data -------------------------------------------------------------------------------- */
 /* out_sent may be NULL for SEQPACKET/DGRAM (all or nothing); it is required for STREAM. */
 sprig_status sprig_sock_send(sprig_sock *s, const void *data, size_t len, size_t *out_sent);
+/* Gather send: the pieces in order. STREAM: as send (may take less). SEQPACKET/DGRAM (to the
+ * peer of a dialed socket): one message of all the pieces, all or nothing, as send, where the
+ * backend gathers messages (sprig_sock_gathers: the OS backend hands up to 64 pieces to sendmsg,
+ * no copy; mem copies them into one buffer), else UNIMPLEMENTED (the framing decorator, whose
+ * partly written rest would have to be copied where send_buf keeps the buffer; fault; netstack):
+ * send one buffer there. */
 sprig_status sprig_sock_send_iov(sprig_sock *s, const sprig_iov *iov, size_t iovcnt,
                                  size_t *out_sent);
+/* Whether sprig_sock_send_iov works on this socket (for SEQPACKET/DGRAM: gathers messages). */
+static inline bool sprig_sock_gathers(const sprig_sock *s)
+{
+    return s != NULL && s->ops->send_iov != NULL;
+}
 /* DGRAM on a listening (bound) socket: send to / receive from a given address. */
 sprig_status sprig_sock_send_to(sprig_sock *s, const void *data, size_t len, const sprig_addr *to);
 sprig_status sprig_sock_recv(sprig_sock *s, void *buf, size_t cap, size_t *out_len);

@@ -5,8 +5,9 @@
  * Contract
  *   Memory: no malloc. A node, its session pool and its receive buffer are caller storage given
  *     at init; transmit buffers come from the socket (sprig_sock_alloc_tx) and are written once:
- *     a handler reads resource bytes straight into the outgoing message, and received data is
- *     handed to the handler as a pointer into the receive buffer.
+ *     a handler reads resource bytes straight into the outgoing message (or, on SEQPACKET, lends
+ *     them and the socket sends them in place: handler op lend), and received data is handed to
+ *     the handler as a pointer into the receive buffer.
  *   Threading: everything runs on the socket's loop thread; handlers and callbacks are called
  *     from that loop. Nothing here blocks; handlers must not block either.
  *   Lifetime: the node owns its socket from init (it sets the socket's callback and closes it in
@@ -102,7 +103,8 @@ typedef struct sprig_transfer_chunk {
 } sprig_transfer_chunk;
 
 /* Worst-case bytes around the data of a DATA chunk (session_id, offset, remaining_bytes, type,
- * crc32 and the data's tag and length): a chunk with N data bytes always fits in N + this. */
+ * crc32 and the data's tag and length, and on DGRAM the integrity trailer): a chunk with N data
+ * bytes always fits in N + this. */
 #define SPRIG_TRANSFER_DATA_OVERHEAD 48
 /* Bytes reserved in front of the data for its tag and length (zero-copy encoding). */
 #define SPRIG_TRANSFER_DATA_HEADROOM 6
@@ -124,6 +126,25 @@ sprig_status sprig_transfer_chunk_encode(const sprig_transfer_chunk *c, uint8_t 
  * RESOURCE_EXHAUSTED without SPRIG_TRANSFER_DATA_HEADROOM headroom or room behind the data
  * for the fields (buf unchanged). */
 sprig_status sprig_transfer_chunk_wrap(sprig_buf *buf, const sprig_transfer_chunk *c);
+
+/* A DATA chunk around data that stays where it is (sprig_sock_send_iov): the data's tag and
+ * length (*hdr_len bytes, none for data_len 0), then c's other fields, written to out; the
+ * chunk is out[0 .. *hdr_len), the data, out[*hdr_len .. returned length). 0 if they do not fit
+ * in SPRIG_TRANSFER_DATA_OVERHEAD bytes (never for the engine's DATA chunks). */
+size_t sprig_transfer_chunk_frame(const sprig_transfer_chunk *c, size_t data_len,
+                                  uint8_t out[SPRIG_TRANSFER_DATA_OVERHEAD], size_t *hdr_len);
+
+/* DGRAM integrity trailer: every chunk on a DGRAM socket ends with sprig extension field 1003
+ * (`sprig_chunk_crc32`, fixed32): its 2-byte tag, then the CRC-32 of every byte of the
+ * datagram before those 4 bytes (the tag included). pw_transfer decoders would skip it; the
+ * DGRAM carrier is sprig's own, so a receiver there requires it (docs/transfer.md). */
+#define SPRIG_TRANSFER_TRAILER 6
+/* Append the trailer to the `len`-byte chunk at msg; msg must have SPRIG_TRANSFER_TRAILER bytes
+ * of room after it. */
+void sprig_transfer_chunk_seal(uint8_t *msg, size_t len);
+/* Check the trailer of the `*len`-byte datagram at msg (untrusted); on OK *len becomes the length
+ * of the chunk before it. DATA_LOSS (*len unchanged) if it is missing or its CRC is wrong. */
+sprig_status sprig_transfer_chunk_unseal(const uint8_t *msg, size_t *len);
 
 /* Smallest max_message_size a node accepts: every control chunk fits, and data chunks carry
  * at least 80 bytes. */
@@ -173,6 +194,17 @@ typedef struct sprig_transfer_handler_ops {
      * commit it"; any other status means discard it. A non-OK return for a WRITE closed with OK
      * turns the transfer's result into DATA_LOSS. Called exactly once per successful open. */
     sprig_status (*close)(void *ctx, void *handle, sprig_status status);
+    /* READ, optional (NULL: the engine copies with read): lend the bytes in place, for
+     * resources that sit in memory anyway (RAM buffers, memory-mapped or XIP flash). Point *ptr
+     * at up to `len` bytes of the resource at `offset`; *avail < len only at the end of the
+     * resource. The bytes must stay valid and unchanged until the next call on this handle (the
+     * engine has handed them to the socket before that). On a SEQPACKET socket the engine
+     * sends the DATA chunk as the data's header, these bytes and the other fields with
+     * sprig_sock_send_iov, so the bytes are copied once, by the socket; on DGRAM, and on a
+     * socket that does not gather messages (UNIMPLEMENTED: e.g. TCP's framing), it uses read.
+     * Any error ends the transfer with DATA_LOSS. */
+    sprig_status (*lend)(void *ctx, void *handle, uint64_t offset, size_t len, const uint8_t **ptr,
+                         size_t *avail);
 } sprig_transfer_handler_ops;
 
 typedef struct sprig_transfer_handler {
@@ -292,13 +324,15 @@ typedef struct sprig_transfer_stats {
     uint32_t dropped;     /* undecodable or meaningless chunks */
     uint32_t refused;     /* STARTs refused (pool full, handler said no) */
     uint32_t retransmits; /* timeouts that re-sent something */
+    uint32_t corrupt;     /* DGRAM: dropped, the integrity trailer missing or wrong */
 } sprig_transfer_stats;
 
 struct sprig_transfer_node {
     uint8_t want_write; /* a send met UNAVAILABLE: flush on WRITABLE */
     uint8_t dead;       /* the socket is closed */
     uint8_t ready;
-    uint8_t dgram; /* 0: SEQPACKET, DGRAM_DIALED or DGRAM_BOUND (private) */
+    uint8_t dgram;  /* 0: SEQPACKET, DGRAM_DIALED or DGRAM_BOUND (private) */
+    uint8_t no_iov; /* the socket has no message gather: lent bytes are not used */
     uint32_t next_id;
     uint32_t max_chunk; /* derived */
     sprig_transfer_stats stats;
