@@ -41,6 +41,8 @@ count=0
 for list in bench/*/CMakeLists.txt; do
     [[ -e $list ]] || continue
     name=$(basename "$(dirname "$list")")
+    # a directory without a sprig-bench-NAME target is shared code (bench/common), not a bench
+    grep -q "sprig-bench-$name" "$list" || continue
     bin=$DIR/bench/$name/sprig-bench-$name
     if [[ ! -x $bin ]]; then
         echo "bench.sh: error: $bin was not built (bench/$name/ must define target" \
