@@ -119,6 +119,16 @@ grep -q 'NOT_FOUND' "$WORK/err.txt" || fail "udp missing file: no NOT_FOUND mess
 expect_exit 14 "$BIN" get udp://127.0.0.1:9 one.bin "$WORK/local/z"
 grep -q 'DEADLINE_EXCEEDED' "$WORK/err.txt" || fail "udp without a server: no DEADLINE_EXCEEDED"
 [[ ! -e "$WORK/local/z" ]] || fail "a failed udp get created its local file"
+# --timeout / --retries: 2 x 2600 ms must take at least 5.2 s, longer than the 9 x 500 ms of
+# the defaults (a lower bound: a slow machine cannot make it fail); bad values are usage errors
+t0=$(date +%s%N)
+expect_exit 14 "$BIN" get --timeout 2600 --retries 1 udp://127.0.0.1:9 one.bin "$WORK/local/z"
+ms=$((($(date +%s%N) - t0) / 1000000))
+((ms >= 5200)) || fail "--timeout 2600 --retries 1 gave up after $ms ms: options not applied"
+expect_exit 2 "$BIN" get --timeout 0 udp://127.0.0.1:9 one.bin "$WORK/local/z"
+grep -q -- '--timeout needs a number' "$WORK/err.txt" || fail "--timeout 0: no reason given"
+expect_exit 2 "$BIN" put --retries 256 udp://127.0.0.1:9 "$WORK/local/one.bin" one.bin
+expect_exit 2 "$BIN" serve --listen "unix:$WORK/never.sock" --root "$WORK/root" --timeout x
 echo "ok: refusals"
 
 # (udp through a relay that drops, duplicates, reorders and corrupts datagrams: lossy_udp.sh,

@@ -91,6 +91,8 @@ static sprig_status serve_conn(sprig_transfer_server *s, sprig_sock *sock, const
         .window_chunks = s->cfg.window_chunks,
         .first_session_id = SERVER_FIRST_ID,
         .max_chunk = dgram ? s->cfg.dgram_max_chunk : 0,
+        .chunk_timeout = s->cfg.chunk_timeout,
+        .max_retries = s->cfg.max_retries,
     };
     sprig_status st = sprig_transfer_init(&c->node, &cfg);
     if (st != SPRIG_STATUS_OK) {

@@ -6,6 +6,7 @@
  *                        [--discard-partial] [--verbose]
  *   sprig-transfer put [--quiet] [--resume] URL LOCAL NAME   upload LOCAL as NAME
  *   sprig-transfer get [--quiet] [--resume] URL NAME LOCAL   download NAME into LOCAL
+ * Each also takes --timeout MS and --retries N (the engine's chunk_timeout and max_retries).
  *
  * URLs are sprig socket URLs: unix:PATH, tcp://HOST:PORT (SEQPACKET), udp://HOST:PORT (DGRAM: the
  * engine retransmits and adapts its window to loss; `serve` runs one node on the bound socket
@@ -97,9 +98,13 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: %s serve --listen URL [--listen URL ...] --root DIR [--read-only]\n"
-            "                            [--discard-partial] [--verbose]\n"
-            "       %s put [--quiet] [--resume] URL LOCAL NAME\n"
-            "       %s get [--quiet] [--resume] URL NAME LOCAL\n"
+            "                            [--discard-partial] [--verbose] [TUNING]\n"
+            "       %s put [--quiet] [--resume] [TUNING] URL LOCAL NAME\n"
+            "       %s get [--quiet] [--resume] [TUNING] URL NAME LOCAL\n"
+            "TUNING: --timeout MS (a chunk's timeout: 1..600000; default 2000, 500 on udp://)\n"
+            "        --retries N (timeouts in a row before giving up: 1..255; default 3, 8 on\n"
+            "        udp://). On a lossy datagram path with a short round trip a smaller\n"
+            "        --timeout recovers lost tails sooner.\n"
             "URL: unix:PATH or tcp://HOST:PORT (SEQPACKET), udp://HOST:PORT (datagrams: the\n"
             "engine retransmits what is lost), or sprig's netstack: serial:PATH[?baud=B] or\n"
             "sprig+udp://HOST:PORT (serve binds it and serves many clients; concurrent clients\n"
@@ -108,6 +113,38 @@ static void usage(FILE *f)
             "characters). Exit status: 0 ok, 2 usage, 10 + status (e.g. 15 NOT_FOUND,\n"
             "17 PERMISSION_DENIED, 14 DEADLINE_EXCEEDED, 24 UNAVAILABLE, 25 DATA_LOSS).\n",
             PROG, PROG, PROG);
+}
+
+/* --timeout MS / --retries N, shared by serve, put and get: 0 keeps the engine's default. */
+static struct {
+    uint32_t timeout_ms;
+    uint8_t retries;
+} g_tune;
+
+/* If argv[*i] is a tuning option, take it (and its value): 1; a bad value: -1 (message
+ * printed); not a tuning option: 0. */
+static int parse_tuning(int argc, char **argv, int *i)
+{
+    const char *opt = argv[*i];
+    bool timeout = strcmp(opt, "--timeout") == 0;
+    if (!timeout && strcmp(opt, "--retries") != 0) {
+        return 0;
+    }
+    unsigned long max = timeout ? 600000ul : 255ul;
+    const char *v = *i + 1 < argc ? argv[*i + 1] : "";
+    char *end = NULL;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end != '\0' || n < 1 || n > max) {
+        fprintf(stderr, "%s: %s needs a number from 1 to %lu\n", PROG, opt, max);
+        return -1;
+    }
+    if (timeout) {
+        g_tune.timeout_ms = (uint32_t)n;
+    } else {
+        g_tune.retries = (uint8_t)n;
+    }
+    (*i)++;
+    return 1;
 }
 
 /* ---- environment: loop, backend, SIGINT/SIGTERM through a signalfd ----------------------------
@@ -286,9 +323,15 @@ static int cmd_serve(int argc, char **argv)
         } else if (strcmp(argv[i], "--verbose") == 0 || strcmp(argv[i], "-v") == 0) {
             s->verbose = true;
         } else {
-            fprintf(stderr, "%s: serve: unexpected argument '%s'\n", PROG, argv[i]);
-            usage(stderr);
-            return EXIT_USAGE;
+            int t = parse_tuning(argc, argv, &i);
+            if (t < 0) {
+                return EXIT_USAGE; /* a bad value (said why) */
+            }
+            if (t == 0) {
+                fprintf(stderr, "%s: serve: unexpected argument '%s'\n", PROG, argv[i]);
+                usage(stderr);
+                return EXIT_USAGE;
+            }
         }
     }
     if (nurls == 0 || root == NULL) {
@@ -311,6 +354,8 @@ static int cmd_serve(int argc, char **argv)
         .max_sessions = MAX_SESSIONS,
         .window_chunks = WINDOW_CHUNKS,
         .dgram_max_chunk = UDP_CHUNK,
+        .chunk_timeout = SPRIG_TIME_MS(g_tune.timeout_ms),
+        .max_retries = g_tune.retries,
         .on_event = on_server_event,
         .user = s,
     };
@@ -496,6 +541,8 @@ static sprig_status client_connect(client *c, const char *url)
         .rx_cap = mtu,
         .window_chunks = WINDOW_CHUNKS,
         .max_chunk = sprig_sock_type_of(sock) == SPRIG_SOCK_DGRAM ? UDP_CHUNK : 0,
+        .chunk_timeout = SPRIG_TIME_MS(g_tune.timeout_ms),
+        .max_retries = g_tune.retries,
     };
     st = sprig_transfer_init(&c->node, &cfg);
     if (st != SPRIG_STATUS_OK) {
@@ -575,6 +622,16 @@ static int parse_client_flags(int *argc, char ***argv, bool *quiet, bool *resume
     int n = *argc;
     char **v = *argv;
     while (n > 0 && v[0][0] == '-' && v[0][1] == '-') {
+        int i = 0;
+        int t = parse_tuning(n, v, &i);
+        if (t < 0) {
+            return EXIT_USAGE;
+        }
+        if (t > 0) {
+            n -= 2;
+            v += 2;
+            continue;
+        }
         if (strcmp(v[0], "--quiet") == 0) {
             *quiet = true;
         } else if (allow_resume && strcmp(v[0], "--resume") == 0) {

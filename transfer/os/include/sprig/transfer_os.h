@@ -145,6 +145,8 @@ typedef struct sprig_transfer_server_cfg {
     size_t max_sessions;             /* per node; 0: 8 */
     uint32_t window_chunks;          /* the nodes' sprig_transfer_cfg.window_chunks */
     size_t dgram_max_chunk;          /* max_chunk of a node on a DGRAM socket; 0: the engine's */
+    sprig_time chunk_timeout;        /* the nodes' sprig_transfer_cfg.chunk_timeout; 0: default */
+    uint8_t max_retries;             /* the nodes' sprig_transfer_cfg.max_retries; 0: default */
     void (*on_event)(const sprig_transfer_server_info *info, void *user); /* may be NULL */
     void *user;
 } sprig_transfer_server_cfg;
