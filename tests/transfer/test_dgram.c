@@ -384,15 +384,7 @@ static void raw_peer_up(node *nd, bool server)
 /* A START (unsealed) for session 5 on resource 1 in `direction`; returns its length. */
 static size_t encode_start(uint32_t direction, uint8_t *out, size_t cap)
 {
-    sprig_transfer_chunk c = {0};
-    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
-               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION |
-               SPRIG_TRANSFER_F_DIRECTION;
-    c.type = SPRIG_TRANSFER_CHUNK_START;
-    c.desired_session_id = 5;
-    c.resource_id = 1;
-    c.protocol_version = 2;
-    c.direction = direction;
+    sprig_transfer_chunk c = xfer_start_chunk(5, 1, 2, direction);
     size_t n = 0;
     assert_int_equal(sprig_transfer_chunk_encode(&c, out, cap, &n), SPRIG_STATUS_OK);
     return n;

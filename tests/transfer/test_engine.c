@@ -837,15 +837,7 @@ static void test_engine_checksum_mismatch_write(void **state)
     memset(F.sr, 0, sizeof(F.sr));
     F.raw = bad_crc_client;
     F.sres[0].len = 1;
-    sprig_transfer_chunk s = {0};
-    s.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
-               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION |
-               SPRIG_TRANSFER_F_DIRECTION;
-    s.type = SPRIG_TRANSFER_CHUNK_START;
-    s.desired_session_id = 9;
-    s.resource_id = 1;
-    s.protocol_version = 2;
-    s.direction = SPRIG_TRANSFER_DIR_WRITE;
+    sprig_transfer_chunk s = xfer_start_chunk(9, 1, 2, SPRIG_TRANSFER_DIR_WRITE);
     raw_send(&s);
     xfer_drive(&F.env);
     assert_int_equal(F.sr[9].ndone, 1);
@@ -965,17 +957,7 @@ static void test_engine_retransmit_beyond_sent_is_internal(void **state)
 
 static void raw_start(uint32_t id, uint32_t version, uint32_t direction)
 {
-    sprig_transfer_chunk s = {0};
-    s.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
-               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION;
-    s.type = SPRIG_TRANSFER_CHUNK_START;
-    s.desired_session_id = id;
-    s.resource_id = 1;
-    s.protocol_version = version;
-    if (direction != 0) {
-        s.fields |= SPRIG_TRANSFER_F_DIRECTION;
-        s.direction = direction;
-    }
+    sprig_transfer_chunk s = xfer_start_chunk(id, 1, version, direction);
     raw_send(&s);
     xfer_settle(&F.env);
 }

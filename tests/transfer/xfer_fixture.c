@@ -133,3 +133,21 @@ sprig_transfer_cfg xfer_node_cfg(sprig_loop *loop, sprig_sock *sock,
     c.rx_cap = rx_cap;
     return c;
 }
+
+sprig_transfer_chunk xfer_start_chunk(uint32_t session, uint32_t resource, uint32_t version,
+                                      uint32_t direction)
+{
+    sprig_transfer_chunk c;
+    memset(&c, 0, sizeof(c));
+    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
+               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION;
+    c.type = SPRIG_TRANSFER_CHUNK_START;
+    c.desired_session_id = session;
+    c.resource_id = resource;
+    c.protocol_version = version;
+    if (direction != 0) {
+        c.fields |= SPRIG_TRANSFER_F_DIRECTION;
+        c.direction = direction;
+    }
+    return c;
+}

@@ -79,4 +79,9 @@ sprig_transfer_cfg xfer_node_cfg(sprig_loop *loop, sprig_sock *sock,
                                  sprig_transfer_session *sessions, size_t max_sessions, uint8_t *rx,
                                  size_t rx_cap);
 
+/* A START for desired session `session` on resource `resource` in protocol `version`, with a
+ * direction field unless `direction` is 0. */
+sprig_transfer_chunk xfer_start_chunk(uint32_t session, uint32_t resource, uint32_t version,
+                                      uint32_t direction);
+
 #endif /* SPRIG_TESTS_XFER_FIXTURE_H */
