@@ -12,35 +12,7 @@ SERVER=${1:?usage: echo_over_netstack.sh SERVER CLIENT}
 CLIENT=${2:?usage: echo_over_netstack.sh SERVER CLIENT}
 PY=${SPRIG_PYTHON:-python3}
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/sprig-echo-ns.XXXXXX")
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null
-    done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    for f in "$dir"/*.log; do
-        [ -f "$f" ] && { echo "--- $f" >&2; cat "$f" >&2; }
-    done
-    exit 1
-}
-
-# wait_for FILE PATTERN SECONDS
-wait_for() {
-    local i
-    for ((i = 0; i < $3 * 10; i++)); do
-        grep -q "$2" "$1" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+. "$(dirname "${BASH_SOURCE[0]}")/netstack_lib.sh"
 
 # run_client URL NAME EXPECTED-PATTERN ARGS...: retried a few times (a loaded machine may delay
 # the first handshake), each try bounded
@@ -68,33 +40,10 @@ run_all() {
     run_client "$url" "$tag chat" '2 replies (OK)' chat a b
 }
 
-# start_server LOG URL: the server itself in the background (its own pid in $spid, so that it
-# can be killed for sure), with a watchdog bounding its life should this script be killed
-start_server() {
-    "$SERVER" --listen "$2" >"$1" 2>&1 &
-    spid=$!
-    pids+=($spid)
-    (timeout 150 tail --pid="$spid" -f /dev/null || kill -9 "$spid" 2>/dev/null) &
-    pids+=($!)
-}
-
-# SIGTERM, up to 10 s for a clean exit, then SIGKILL (a sanitizer's exit-time leak check can
-# hang on a loaded machine: never leave a server behind)
-stop_server() {
-    kill "$1" 2>/dev/null
-    timeout 10 tail --pid="$1" -f /dev/null 2>/dev/null
-    kill -9 "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-}
-
 # ---- (a) over a pty pair ----------------------------------------------------------------------
 A=$dir/a
 B=$dir/b
-if command -v socat >/dev/null 2>&1; then
-    timeout 120 socat -d -d "pty,raw,echo=0,link=$A" "pty,raw,echo=0,link=$B" \
-        2>"$dir/socat.log" &
-    pids+=($!)
-else
+if ! pty_pair "$A" "$B"; then
     # Two ptys in raw mode, their slaves linked at A and B, masters relayed to each other.
     timeout 120 "$PY" - "$A" "$B" >"$dir/relay.log" 2>&1 <<'EOF' &
 import os, select, sys, tty
@@ -117,22 +66,18 @@ while True:
             os.write(peer[fd], data)
 EOF
     pids+=($!)
+    wait_ptys "$A" "$B"
 fi
-for ((i = 0; i < 100; i++)); do
-    [ -e "$A" ] && [ -e "$B" ] && break
-    sleep 0.1
-done
-[ -e "$A" ] && [ -e "$B" ] || fail "no pty pair at $A, $B"
 
-start_server "$dir/server-serial.log" "serial:$A"
+start_server "$dir/server-serial.log" "$SERVER" --listen "serial:$A"
 wait_for "$dir/server-serial.log" "listening on sprig://2:1" 20 || fail "serial server did not start"
 run_all "serial:$B" serial
 stop_server "$spid"
 
 # ---- (b) over UDP encapsulation ------------------------------------------------------------------
-port=$("$PY" -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(udp_port)
 [ -n "$port" ] || fail "no free UDP port"
-start_server "$dir/server-udp.log" "sprig+udp://127.0.0.1:$port?listen=1"
+start_server "$dir/server-udp.log" "$SERVER" --listen "sprig+udp://127.0.0.1:$port?listen=1"
 wait_for "$dir/server-udp.log" "listening on sprig://2:1" 20 || fail "udp server did not start"
 run_all "sprig+udp://127.0.0.1:$port" udp
 stop_server "$spid"

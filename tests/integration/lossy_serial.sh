@@ -20,27 +20,12 @@ ECHO_SERVER=${2:?usage: lossy_serial.sh TRANSFER ECHO_SERVER ECHO_CLIENT}
 ECHO_CLIENT=${3:?usage: lossy_serial.sh TRANSFER ECHO_SERVER ECHO_CLIENT}
 . "$(dirname "${BASH_SOURCE[0]}")/netstack_lib.sh"
 
-command -v "${SPRIG_PYTHON:-python3}" >/dev/null 2>&1 ||
-    { echo "SKIP: the relay needs Python 3 (${SPRIG_PYTHON:-python3})"; exit 0; }
+skip_without_python
 
 size=262144
 mtu=256
 faults=(--drop 0.0001 --corrupt 0.00005 --garbage 0.00005 --burst 3)
 
-sum() { sha256sum <"$1" | cut -d' ' -f1; }
-same() {
-    [ -f "$2" ] && [ -f "$3" ] && [ "$(sum "$2")" = "$(sum "$3")" ] || fail "$1: $2 and $3 differ"
-    echo "$1: sha256 $(sum "$2") matches"
-}
-# timed NAME CMD...: CMD must succeed, once; its output in $dir/NAME.log
-timed() {
-    local name=$1 t0 t1
-    shift
-    t0=$(date +%s%N)
-    "$@" >"$dir/$name.log" 2>&1 || fail "$name: exit $?: $*"
-    t1=$(date +%s%N)
-    echo "$name: $(((t1 - t0) / 1000000)) ms"
-}
 
 A=$dir/a
 B=$dir/b

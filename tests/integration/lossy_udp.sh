@@ -14,23 +14,7 @@ TRANSFER=${1:?usage: lossy_udp.sh TRANSFER MODE}
 MODE=${2:?usage: lossy_udp.sh TRANSFER MODE}
 . "$(dirname "${BASH_SOURCE[0]}")/netstack_lib.sh"
 
-command -v "${SPRIG_PYTHON:-python3}" >/dev/null 2>&1 ||
-    { echo "SKIP: the relay needs Python 3 (${SPRIG_PYTHON:-python3})"; exit 0; }
-
-sum() { sha256sum <"$1" | cut -d' ' -f1; }
-same() {
-    [ -f "$2" ] && [ -f "$3" ] && [ "$(sum "$2")" = "$(sum "$3")" ] || fail "$1: $2 and $3 differ"
-    echo "$1: sha256 $(sum "$2") matches"
-}
-# timed NAME CMD...: CMD must succeed (once: a lossy line is no excuse for a tool error)
-timed() {
-    local name=$1 t0 t1
-    shift
-    t0=$(date +%s%N)
-    "$@" >"$dir/$name.log" 2>&1 || fail "$name: exit $?: $*"
-    t1=$(date +%s%N)
-    echo "$name: $(((t1 - t0) / 1000000)) ms"
-}
+skip_without_python
 
 mkdir -p "$dir/root"
 case $MODE in

@@ -1,6 +1,7 @@
-# netstack_lib.sh — sourced by the *_over_netstack.sh integration tests: a temporary directory
-# cleaned up on exit, a socat pty pair, a free UDP port, background servers with a watchdog, and
-# bounded waits. Every process started here is remembered by pid and ended by pid.
+# netstack_lib.sh — sourced by the *_over_netstack.sh and lossy_*.sh integration tests: a
+# temporary directory cleaned up on exit, a socat pty pair, a free UDP port, background servers
+# with a watchdog, bounded waits, the lossy relay, SHA-256 comparison and timed steps. Every
+# process started here is remembered by pid and ended by pid.
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/sprig-ns-test.XXXXXX")
 pids=()
@@ -39,6 +40,11 @@ pty_pair() {
     timeout 600 socat -d -d "pty,raw,echo=0,link=$1" "pty,raw,echo=0,link=$2" \
         2>"$dir/socat.log" &
     pids+=($!)
+    wait_ptys "$1" "$2"
+}
+
+# wait_ptys A B: up to 10 s for both links to appear
+wait_ptys() {
     local i
     for ((i = 0; i < 100; i++)); do
         [ -e "$1" ] && [ -e "$2" ] && return 0
@@ -64,7 +70,8 @@ start_server() {
     pids+=($!)
 }
 
-# stop_server PID: SIGTERM, up to 10 s for a clean exit, then SIGKILL
+# stop_server PID: SIGTERM, up to 10 s for a clean exit, then SIGKILL (a sanitizer's exit-time
+# leak check can hang on a loaded machine: never leave a server behind)
 stop_server() {
     kill "$1" 2>/dev/null
     timeout 10 tail --pid="$1" -f /dev/null 2>/dev/null
@@ -93,6 +100,12 @@ expect_error() {
     fi
     grep -q -- "$want" <<<"$out" || fail "$name: expected '$want' in: $out"
     echo "$name: $(head -n 1 <<<"$out")"
+}
+
+# skip_without_python: exit 0 with SKIP when there is no Python 3 to run the relay
+skip_without_python() {
+    command -v "${SPRIG_PYTHON:-python3}" >/dev/null 2>&1 ||
+        { echo "SKIP: the relay needs Python 3 (${SPRIG_PYTHON:-python3})"; exit 0; }
 }
 
 # start_relay NAME ARGS...: tools/lossy_relay.py ARGS in the background (its pid in $rpid, its
@@ -127,4 +140,23 @@ expect_faults() {
         [ "$(relay_count "$name" "$direction" "$c")" -gt 0 ] ||
             fail "$name: no $c in direction $direction: $(cat "$dir/$name.log")"
     done
+}
+
+sum() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# same WHAT A B: A and B have the same SHA-256
+same() {
+    [ -f "$2" ] && [ -f "$3" ] && [ "$(sum "$2")" = "$(sum "$3")" ] || fail "$1: $2 and $3 differ"
+    echo "$1: sha256 $(sum "$2") matches"
+}
+
+# timed NAME CMD...: CMD must succeed, once (a lossy line is no excuse for a tool error); its
+# output in $dir/NAME.log, its duration on stdout
+timed() {
+    local name=$1 t0 t1
+    shift
+    t0=$(date +%s%N)
+    "$@" >"$dir/$name.log" 2>&1 || fail "$name: exit $?: $*"
+    t1=$(date +%s%N)
+    echo "$name: $(((t1 - t0) / 1000000)) ms"
 }

@@ -12,12 +12,6 @@ TRANSFER=${1:?usage: transfer_over_netstack.sh TRANSFER}
 
 head -c 300000 /dev/urandom >"$dir/one.bin"
 head -c 200001 /dev/urandom >"$dir/two.bin"
-sum() { sha256sum <"$1" | cut -d' ' -f1; }
-# same WHAT A B: A and B have the same SHA-256
-same() {
-    [ -f "$2" ] && [ -f "$3" ] && [ "$(sum "$2")" = "$(sum "$3")" ] || fail "$1: $2 and $3 differ"
-    echo "$1: sha256 $(sum "$2") matches"
-}
 
 # serve LOG ROOT URL
 serve() {

@@ -8,19 +8,16 @@
  * case checks contents, statuses and counts, and every teardown that sockets, buffers, timers and
  * sessions all came back.
  */
-#include "support.h"
+#include "xfer_fixture.h"
 
 #include <string.h>
 
 #include "sprig/fault.h"
-#include "sprig/mem.h"
-#include "sprig/transfer.h"
 
 enum { MAX_MSG = 256, NBUFS = 256, NFBUFS = 64, NSOCKS = 6, NSESS = 4, NRES = 4 };
 enum { RES_CAP = 12000, MAX_IDS = 16, NNODES = 3 };
 #define BUF_SIZE  (MAX_MSG + SPRIG_CONFIG_SOCK_HEADROOM + 64)
 #define MAX_CHUNK (MAX_MSG - SPRIG_TRANSFER_DATA_OVERHEAD)
-#define NEVER     SPRIG_TIME_NEVER
 
 typedef struct result {
     unsigned ndone;
@@ -42,14 +39,7 @@ typedef struct node {
 } node;
 
 typedef struct fixture {
-    sprig_fake_clock fc;
-    sprig_loop loop;
-    sprig_buf_pool pool, fpool;
-    sprig_buf bufs[NBUFS], fbufs[NFBUFS];
-    uint8_t mem[NBUFS * BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
-    uint8_t fmem[NFBUFS * BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
-    sprig_mem_sock socks[NSOCKS];
-    sprig_mem_backend m;
+    xfer_env e;      /* clock, loop, buffers (and the fault wrappers'), in-memory sockets */
     node nd[NNODES]; /* 0: the server; 1, 2: clients */
     sprig_sock *raw; /* a peer without a node (it never answers) */
     /* window trace of node 1's receiving session, sampled at each progress callback */
@@ -64,41 +54,6 @@ typedef struct fixture {
 } fixture;
 
 static fixture F;
-
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
-
-static void settle(void)
-{
-    for (int i = 0; i < 100000; i++) {
-        sprig_loop_poll(&F.loop, F.fc.now);
-        if (F.loop.tasks_head == NULL) {
-            return;
-        }
-    }
-    fail_msg("the loop never settles");
-}
-
-/* Run until nothing is scheduled, jumping the clock to each timer. */
-static void drive(void)
-{
-    for (int i = 0; i < 1000000; i++) {
-        settle();
-        sprig_time next = sprig_loop_next_deadline(&F.loop);
-        if (next == NEVER) {
-            return;
-        }
-        if (next > F.fc.now) {
-            sprig_fake_clock_set(&F.fc, next);
-        }
-    }
-    fail_msg("the transfer never ends");
-}
 
 static node *node_of(sprig_transfer_node *tn)
 {
@@ -170,22 +125,10 @@ static void on_progress(sprig_transfer_node *tn, uint32_t id, uint64_t done, uin
 static void node_up(node *nd, sprig_sock *inner, const sprig_fault_cfg *fc, bool server,
                     sprig_time timeout)
 {
-    assert_int_equal(sprig_fault_init(&nd->f, inner, fc, &F.fpool), SPRIG_STATUS_OK);
-    for (size_t i = 0; i < NRES; i++) {
-        memset(&nd->res[i], 0, sizeof(nd->res[i]));
-        nd->res[i].id = (uint32_t)i + 1;
-        nd->res[i].data = nd->store[i];
-        nd->res[i].cap = RES_CAP;
-        nd->res[i].access = SPRIG_TRANSFER_ACCESS_READ | SPRIG_TRANSFER_ACCESS_WRITE;
-    }
+    assert_int_equal(sprig_fault_init(&nd->f, inner, fc, &F.e.fpool), SPRIG_STATUS_OK);
+    xfer_mem_resources(nd->res, NRES, nd->store[0], RES_CAP, 1);
     sprig_transfer_mem_handler_init(&nd->h, nd->res, NRES);
-    sprig_transfer_cfg c = {0};
-    c.loop = &F.loop;
-    c.sock = &nd->f.sock;
-    c.sessions = nd->sess;
-    c.max_sessions = NSESS;
-    c.rx_buf = nd->rx;
-    c.rx_cap = MAX_MSG;
+    sprig_transfer_cfg c = xfer_node_cfg(&F.e.loop, &nd->f.sock, nd->sess, NSESS, nd->rx, MAX_MSG);
     c.on_progress = on_progress;
     c.on_done = on_done;
     c.chunk_timeout = timeout;
@@ -199,53 +142,43 @@ static void node_up(node *nd, sprig_sock *inner, const sprig_fault_cfg *fc, bool
 static void fixture_init(size_t window_bytes)
 {
     memset(&F, 0, sizeof(F));
-    sprig_fake_clock_init(&F.fc, SPRIG_TIME_S(100));
-    sprig_loop_cfg lc = {.clock = F.fc.clock};
-    assert_int_equal(sprig_loop_init(&F.loop, &lc), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_buf_pool_init(&F.pool, F.bufs, F.mem, NBUFS, BUF_SIZE), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_buf_pool_init(&F.fpool, F.fbufs, F.fmem, NFBUFS, BUF_SIZE),
-                     SPRIG_STATUS_OK);
-    sprig_mem_cfg mc = {.max_message_size = MAX_MSG, .window_bytes = window_bytes};
-    assert_int_equal(sprig_mem_backend_init(&F.m, &F.loop, &mc, F.socks, NSOCKS, &F.pool),
-                     SPRIG_STATUS_OK);
+    xfer_env_cfg ec = {.mem = {.max_message_size = MAX_MSG, .window_bytes = window_bytes},
+                       .nbufs = NBUFS,
+                       .buf_size = BUF_SIZE,
+                       .nsocks = NSOCKS,
+                       .drive_steps = 1000000,
+                       .nfault_bufs = NFBUFS};
+    xfer_env_init(&F.e, &ec);
 }
 
 /* A connected pair: node 0 serves, node 1 is the client; both directions misbehave alike. */
 static void pair_up(const sprig_fault_cfg *fc, sprig_time timeout)
 {
-    sprig_sock *a = NULL;
-    sprig_sock *b = NULL;
-    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_DGRAM, &a, &b), SPRIG_STATUS_OK);
+    sprig_sock *a;
+    sprig_sock *b;
+    xfer_env_pair(&F.e, SPRIG_SOCK_DGRAM, &a, &b);
     sprig_fault_cfg sc = *fc;
     sc.seed = fc->seed * 7919u + 1u; /* a different fault pattern on the way back */
     node_up(&F.nd[0], b, &sc, true, timeout);
     node_up(&F.nd[1], a, fc, false, timeout);
-    settle();
+    xfer_settle(&F.e);
 }
 
 static void fixture_fini(void)
 {
-    drive();
+    xfer_drive(&F.e);
     for (size_t i = 0; i < NNODES; i++) {
         if (F.nd[i].up) {
             assert_int_equal(sprig_transfer_active(&F.nd[i].n), 0);
             sprig_transfer_deinit(&F.nd[i].n);
-            for (size_t k = 0; k < NRES; k++) {
-                assert_int_equal(F.nd[i].res[k].busy, 0);
-            }
+            xfer_mem_resources_idle(F.nd[i].res, NRES);
         }
     }
     if (F.raw != NULL) {
         sprig_sock_close(F.raw);
     }
-    settle();
-    assert_int_equal(sprig_mem_backend_in_use(&F.m), 0);
-    assert_int_equal(sprig_buf_pool_available(&F.pool), NBUFS);
-    assert_int_equal(sprig_buf_pool_available(&F.fpool), NFBUFS);
-    assert_null(F.loop.timers);
-    sprig_mem_backend_deinit(&F.m);
-    assert_null(F.loop.tasks_head);
-    sprig_loop_deinit(&F.loop);
+    xfer_settle(&F.e);
+    xfer_env_deinit(&F.e);
 }
 
 static uint32_t start(node *nd, bool write, uint32_t remote, uint32_t local)
@@ -267,7 +200,7 @@ static uint32_t start(node *nd, bool write, uint32_t remote, uint32_t local)
 /* Put `n` bytes in resource `rid` of `from`, empty that of `to`. */
 static void prepare(node *from, node *to, uint32_t rid, size_t n, uint32_t seed)
 {
-    fill(from->store[rid - 1], n, seed);
+    xfer_fill(from->store[rid - 1], n, seed);
     from->res[rid - 1].len = n;
     memset(to->store[rid - 1], 0xEE, RES_CAP);
     to->res[rid - 1].len = 0;
@@ -314,7 +247,7 @@ static void transfer_with(bool write, const sprig_fault_cfg *fcfg, size_t n, run
         prepare(srv, cli, 1, n, seed + (uint32_t)n);
         id = start(cli, false, 1, 1);
     }
-    drive();
+    xfer_drive(&F.e);
     expect_done(cli, id, SPRIG_STATUS_OK);
     expect_done(srv, id, SPRIG_STATUS_OK);
     assert_int_equal(cli->ndone, 1);
@@ -437,6 +370,26 @@ static void test_dgram_heavy_corruption(void **state)
     assert_true(rs.caught >= rs.corrupted);
 }
 
+/* A fixture whose node `nd` (the server or a client) talks to the raw peer over a clean link. */
+static void raw_peer_up(node *nd, bool server)
+{
+    fixture_init(0);
+    sprig_sock *a;
+    xfer_env_pair(&F.e, SPRIG_SOCK_DGRAM, &a, &F.raw);
+    sprig_fault_cfg fc = {.seed = 1};
+    node_up(nd, a, &fc, server, 0);
+    xfer_settle(&F.e);
+}
+
+/* A START (unsealed) for session 5 on resource 1 in `direction`; returns its length. */
+static size_t encode_start(uint32_t direction, uint8_t *out, size_t cap)
+{
+    sprig_transfer_chunk c = xfer_start_chunk(5, 1, 2, direction);
+    size_t n = 0;
+    assert_int_equal(sprig_transfer_chunk_encode(&c, out, cap, &n), SPRIG_STATUS_OK);
+    return n;
+}
+
 /* Send `len` bytes from the raw peer, sealed with the trailer unless `seal` is false. */
 static void raw_send(const uint8_t *msg, size_t len, bool seal)
 {
@@ -448,7 +401,7 @@ static void raw_send(const uint8_t *msg, size_t len, bool seal)
         len += SPRIG_TRANSFER_TRAILER;
     }
     assert_int_equal(sprig_sock_send(F.raw, m, len, NULL), SPRIG_STATUS_OK);
-    settle();
+    xfer_settle(&F.e);
 }
 
 /* Chunks whose trailer is missing, short or wrong are dropped before decoding and counted; the
@@ -456,27 +409,11 @@ static void raw_send(const uint8_t *msg, size_t len, bool seal)
 static void test_dgram_bad_trailer_dropped(void **state)
 {
     (void)state;
-    fixture_init(0);
-    sprig_sock *a = NULL;
-    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_DGRAM, &a, &F.raw), SPRIG_STATUS_OK);
-    sprig_fault_cfg fc = {.seed = 1};
-    node_up(&F.nd[0], a, &fc, true, 0);
-    settle();
+    raw_peer_up(&F.nd[0], true);
     node *srv = &F.nd[0];
     prepare(srv, &F.nd[1], 1, 10, 1);
-    sprig_transfer_chunk c = {0};
-    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
-               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION |
-               SPRIG_TRANSFER_F_DIRECTION;
-    c.type = SPRIG_TRANSFER_CHUNK_START;
-    c.desired_session_id = 5;
-    c.resource_id = 1;
-    c.protocol_version = 2;
-    c.direction = SPRIG_TRANSFER_DIR_READ;
     uint8_t start_msg[MAX_MSG];
-    size_t n = 0;
-    assert_int_equal(sprig_transfer_chunk_encode(&c, start_msg, sizeof(start_msg), &n),
-                     SPRIG_STATUS_OK);
+    size_t n = encode_start(SPRIG_TRANSFER_DIR_READ, start_msg, sizeof(start_msg));
     uint8_t m[MAX_MSG];
     memcpy(m, start_msg, n);
     sprig_transfer_chunk_seal(m, n);
@@ -510,7 +447,7 @@ static void test_dgram_bad_trailer_dropped(void **state)
     assert_int_equal(sprig_transfer_chunk_decode(out, len, &g), SPRIG_STATUS_OK);
     assert_int_equal(g.type, SPRIG_TRANSFER_CHUNK_START_ACK);
     assert_int_equal(g.session_id, 5);
-    drive(); /* nobody confirms: it times out */
+    xfer_drive(&F.e); /* nobody confirms: it times out */
     expect_done(srv, 5, SPRIG_STATUS_DEADLINE_EXCEEDED);
     fixture_fini();
 }
@@ -528,7 +465,7 @@ static void test_dgram_slow_start(void **state)
     pair_up(&fc, 0);
     prepare(&F.nd[0], &F.nd[1], 1, RES_CAP, 5);
     uint32_t id = start(&F.nd[1], false, 1, 1);
-    drive();
+    xfer_drive(&F.e);
     expect_done(&F.nd[1], id, SPRIG_STATUS_OK);
     expect_copied(&F.nd[0], &F.nd[1], 1, RES_CAP);
     assert_int_equal(F.cwnd_first, 1);
@@ -550,7 +487,7 @@ static void test_dgram_loss_halves_window(void **state)
     pair_up(&fc, 0);
     prepare(&F.nd[0], &F.nd[1], 1, RES_CAP, 6);
     uint32_t id = start(&F.nd[1], false, 1, 1);
-    drive();
+    xfer_drive(&F.e);
     expect_done(&F.nd[1], id, SPRIG_STATUS_OK);
     expect_copied(&F.nd[0], &F.nd[1], 1, RES_CAP);
     assert_true(F.cwnd_max >= 4);
@@ -570,11 +507,11 @@ static void test_dgram_congestion_drops(void **state)
     pair_up(&fc, 0);
     prepare(&F.nd[1], &F.nd[0], 2, RES_CAP, 8);
     uint32_t id = start(&F.nd[1], true, 2, 2);
-    drive();
+    xfer_drive(&F.e);
     expect_done(&F.nd[1], id, SPRIG_STATUS_OK);
     expect_done(&F.nd[0], id, SPRIG_STATUS_OK);
     expect_copied(&F.nd[1], &F.nd[0], 2, RES_CAP);
-    assert_true(F.socks[1].dropped + F.socks[0].dropped > 0); /* the window did overflow */
+    assert_true(F.e.socks[1].dropped + F.e.socks[0].dropped > 0); /* the window did overflow */
     fixture_fini();
 }
 
@@ -591,15 +528,16 @@ static void test_dgram_bound_server_two_peers(void **state)
     sprig_sock *l = NULL;
     sprig_sock *a = NULL;
     sprig_sock *b = NULL;
-    assert_int_equal(sprig_sock_listen(&F.loop, "mem:srv", SPRIG_SOCK_DGRAM, &l), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_sock_dial(&F.loop, "mem:srv", SPRIG_SOCK_DGRAM, &a), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_sock_dial(&F.loop, "mem:srv", SPRIG_SOCK_DGRAM, &b), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_sock_listen(&F.e.loop, "mem:srv", SPRIG_SOCK_DGRAM, &l),
+                     SPRIG_STATUS_OK);
+    assert_int_equal(sprig_sock_dial(&F.e.loop, "mem:srv", SPRIG_SOCK_DGRAM, &a), SPRIG_STATUS_OK);
+    assert_int_equal(sprig_sock_dial(&F.e.loop, "mem:srv", SPRIG_SOCK_DGRAM, &b), SPRIG_STATUS_OK);
     node_up(&F.nd[0], l, &fc, true, 0);
     fc.seed = 12;
     node_up(&F.nd[1], a, &fc, false, 0);
     fc.seed = 13;
     node_up(&F.nd[2], b, &fc, false, 0);
-    settle();
+    xfer_settle(&F.e);
     node *srv = &F.nd[0];
     /* a bound socket has no peer to start a transfer with */
     sprig_transfer_opts o = {.local = &srv->h.handler, .local_id = 1, .done = on_done};
@@ -616,7 +554,7 @@ static void test_dgram_bound_server_two_peers(void **state)
     uint32_t b2 = start(&F.nd[2], false, 4, 4);
     assert_int_equal(a1, b1); /* the ids collide on purpose */
     assert_int_equal(a2, b2);
-    drive();
+    xfer_drive(&F.e);
     expect_done(&F.nd[1], a1, SPRIG_STATUS_OK);
     expect_done(&F.nd[1], a2, SPRIG_STATUS_OK);
     expect_done(&F.nd[2], b1, SPRIG_STATUS_OK);
@@ -639,19 +577,14 @@ static void test_dgram_bound_server_two_peers(void **state)
 
 static void peer_gone(bool write)
 {
-    fixture_init(0);
-    sprig_sock *a = NULL;
-    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_DGRAM, &a, &F.raw), SPRIG_STATUS_OK);
-    sprig_fault_cfg fc = {.seed = 1};
-    node_up(&F.nd[1], a, &fc, false, 0); /* the DGRAM defaults: 500 ms, 8 retries */
-    settle();
+    raw_peer_up(&F.nd[1], false); /* the DGRAM defaults: 500 ms, 8 retries */
     prepare(&F.nd[1], &F.nd[0], 1, 100, 1);
-    sprig_time t0 = F.fc.now;
+    sprig_time t0 = F.e.fc.now;
     uint32_t id = start(&F.nd[1], write, 1, 1);
-    drive();
+    xfer_drive(&F.e);
     expect_done(&F.nd[1], id, SPRIG_STATUS_DEADLINE_EXCEEDED);
     assert_int_equal(F.nd[1].n.stats.retransmits, 8);
-    assert_true(F.fc.now - t0 == SPRIG_TIME_MS(500) * 9);
+    assert_true(F.e.fc.now - t0 == SPRIG_TIME_MS(500) * 9);
     /* START, 8 re-sent STARTs, and the COMPLETION that tells the peer */
     assert_int_equal(F.nd[1].f.stats.sent, 10);
     size_t n = 0;
@@ -689,15 +622,15 @@ static void test_dgram_peer_gone_mid_transfer(void **state)
     pair_up(&fc, SPRIG_TIME_MS(100));
     prepare(&F.nd[0], &F.nd[1], 1, RES_CAP, 3);
     F.cut_at = RES_CAP / 2;
-    sprig_time t0 = F.fc.now;
+    sprig_time t0 = F.e.fc.now;
     uint32_t id = start(&F.nd[1], false, 1, 1);
-    drive();
+    xfer_drive(&F.e);
     expect_done(&F.nd[1], id, SPRIG_STATUS_DEADLINE_EXCEEDED);
     expect_done(&F.nd[0], id, SPRIG_STATUS_DEADLINE_EXCEEDED);
     assert_int_equal(F.nd[1].n.stats.retransmits, 8);
     assert_int_equal(F.nd[0].n.stats.retransmits, 8);
-    assert_true(F.fc.now - t0 >= SPRIG_TIME_MS(100) * 9);
-    assert_true(F.fc.now - t0 < SPRIG_TIME_MS(100) * 11);
+    assert_true(F.e.fc.now - t0 >= SPRIG_TIME_MS(100) * 9);
+    assert_true(F.e.fc.now - t0 < SPRIG_TIME_MS(100) * 11);
     assert_int_equal(F.nd[1].res[0].len, 0); /* nothing claimed written */
     fixture_fini();
 }
@@ -716,7 +649,7 @@ static void test_dgram_lost_completion_ack(void **state)
     prepare(&F.nd[0], &F.nd[1], 1, 3 * MAX_CHUNK + 1, 9);
     F.drop_final_ack = true;
     uint32_t id = start(&F.nd[1], false, 1, 1);
-    drive();
+    xfer_drive(&F.e);
     assert_false(F.drop_final_ack);
     expect_done(&F.nd[0], id, SPRIG_STATUS_OK);
     expect_done(&F.nd[1], id, SPRIG_STATUS_OK);
@@ -733,29 +666,13 @@ static void test_dgram_lost_completion_ack(void **state)
 static void test_dgram_late_start_copy(void **state)
 {
     (void)state;
-    fixture_init(0);
-    sprig_sock *a = NULL;
-    assert_int_equal(sprig_mem_pair(&F.m, SPRIG_SOCK_DGRAM, &a, &F.raw), SPRIG_STATUS_OK);
-    sprig_fault_cfg fc = {.seed = 1};
-    node_up(&F.nd[0], a, &fc, true, 0);
-    settle();
+    raw_peer_up(&F.nd[0], true);
     node *srv = &F.nd[0];
     prepare(srv, &F.nd[1], 1, 10, 1);
     uint8_t out[MAX_MSG];
     size_t n = 0;
-    sprig_transfer_chunk c = {0};
-    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
-               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION |
-               SPRIG_TRANSFER_F_DIRECTION;
-    c.type = SPRIG_TRANSFER_CHUNK_START;
-    c.desired_session_id = 5;
-    c.resource_id = 1;
-    c.protocol_version = 2;
-    c.direction = SPRIG_TRANSFER_DIR_WRITE;
-    assert_int_equal(sprig_transfer_chunk_encode(&c, out, sizeof(out), &n), SPRIG_STATUS_OK);
     uint8_t start_msg[MAX_MSG];
-    size_t start_len = n;
-    memcpy(start_msg, out, n);
+    size_t start_len = encode_start(SPRIG_TRANSFER_DIR_WRITE, start_msg, sizeof(start_msg));
     raw_send(start_msg, start_len, true);
     assert_int_equal(sprig_transfer_active(&srv->n), 1);
     /* the client cancels: COMPLETION(CANCELLED), the server acknowledges and ends */
@@ -797,15 +714,15 @@ static void test_dgram_late_start_copy(void **state)
     assert_int_equal(types[1], SPRIG_TRANSFER_CHUNK_COMPLETION_ACK);
     assert_int_equal(types[2], SPRIG_TRANSFER_CHUNK_COMPLETION);
     /* still ignored just before the quiet time (16 chunk timeouts) has passed ... */
-    sprig_time ended = F.fc.now;
-    sprig_fake_clock_set(&F.fc, ended + SPRIG_TIME_MS(500) * 16 - 1);
+    sprig_time ended = F.e.fc.now;
+    sprig_fake_clock_set(&F.e.fc, ended + SPRIG_TIME_MS(500) * 16 - 1);
     raw_send(start_msg, start_len, true);
     assert_int_equal(sprig_transfer_active(&srv->n), 0);
     /* ... and after it the same id may start again */
-    sprig_fake_clock_set(&F.fc, ended + SPRIG_TIME_MS(500) * 16);
+    sprig_fake_clock_set(&F.e.fc, ended + SPRIG_TIME_MS(500) * 16);
     raw_send(start_msg, start_len, true);
     assert_int_equal(sprig_transfer_active(&srv->n), 1);
-    drive(); /* nobody answers: it times out */
+    xfer_drive(&F.e); /* nobody answers: it times out */
     assert_int_equal(srv->r[5].ndone, 2);
     assert_int_equal(srv->r[5].status, SPRIG_STATUS_DEADLINE_EXCEEDED);
     fixture_fini();

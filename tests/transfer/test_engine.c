@@ -509,6 +509,20 @@ static void wrap_handler(sprig_transfer_mem_handler *h, bool lend)
     lend_mode = LEND_PASS;
 }
 
+/* The client reads n bytes (from seed) of the server's resource 1 into its own resource 1 and
+ * ends OK with them, byte-exact; returns the transfer's id. */
+static uint32_t read_exact(size_t n, uint32_t seed)
+{
+    xfer_fill(F.sstore[0], n, seed);
+    F.sres[0].len = n;
+    uint32_t id = do_read(1, 1);
+    xfer_drive(&F.env);
+    assert_int_equal(F.cr[id].status, SPRIG_STATUS_OK);
+    assert_int_equal(F.cres[0].len, n);
+    assert_memory_equal(F.cstore[0], F.sstore[0], n);
+    return id;
+}
+
 /* On SEQPACKET a handler that lends is never asked to read: every DATA chunk goes out around the
  * lent bytes, byte-exact, in both roles. */
 static void test_engine_lend_used(void **state)
@@ -516,19 +530,13 @@ static void test_engine_lend_used(void **state)
     (void)state;
     const size_t n = 4 * MAX_CHUNK + 3;
     wrap_handler(&F.sh, true);
-    xfer_fill(F.sstore[0], n, 41);
-    F.sres[0].len = n;
-    uint32_t id = do_read(1, 1);
-    xfer_drive(&F.env);
-    assert_int_equal(F.cr[id].status, SPRIG_STATUS_OK);
-    assert_int_equal(F.cres[0].len, n);
-    assert_memory_equal(F.cstore[0], F.sstore[0], n);
+    read_exact(n, 41);
     assert_int_equal(nlend, 5);
     assert_int_equal(nread, 0);
     wrap_handler(&F.ch, true); /* the client sends */
     xfer_fill(F.cstore[1], n, 42);
     F.cres[1].len = n;
-    id = do_write(3, 2);
+    uint32_t id = do_write(3, 2);
     xfer_drive(&F.env);
     assert_int_equal(F.sr[id].status, SPRIG_STATUS_OK);
     assert_int_equal(F.sres[2].len, n);
@@ -557,14 +565,8 @@ static void test_engine_lend_needs_gather(void **state)
     const size_t n = 4 * MAX_CHUNK + 3;
     assert_true(sprig_sock_gathers(F.cn.cfg.sock)); /* mem gathers */
     wrap_handler(&F.sh, true);
-    xfer_fill(F.sstore[0], n, 44);
-    F.sres[0].len = n;
-    uint32_t id = do_read(1, 1);
-    xfer_drive(&F.env);
-    assert_int_equal(F.cr[id].status, SPRIG_STATUS_OK);
+    uint32_t id = read_exact(n, 44);
     assert_int_equal(F.sr[id].status, SPRIG_STATUS_OK);
-    assert_int_equal(F.cres[0].len, n);
-    assert_memory_equal(F.cstore[0], F.sstore[0], n);
     assert_int_equal(nlend, 0);
     assert_int_equal(nread, 5);
 }
@@ -837,15 +839,7 @@ static void test_engine_checksum_mismatch_write(void **state)
     memset(F.sr, 0, sizeof(F.sr));
     F.raw = bad_crc_client;
     F.sres[0].len = 1;
-    sprig_transfer_chunk s = {0};
-    s.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
-               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION |
-               SPRIG_TRANSFER_F_DIRECTION;
-    s.type = SPRIG_TRANSFER_CHUNK_START;
-    s.desired_session_id = 9;
-    s.resource_id = 1;
-    s.protocol_version = 2;
-    s.direction = SPRIG_TRANSFER_DIR_WRITE;
+    sprig_transfer_chunk s = xfer_start_chunk(9, 1, 2, SPRIG_TRANSFER_DIR_WRITE);
     raw_send(&s);
     xfer_drive(&F.env);
     assert_int_equal(F.sr[9].ndone, 1);
@@ -965,17 +959,7 @@ static void test_engine_retransmit_beyond_sent_is_internal(void **state)
 
 static void raw_start(uint32_t id, uint32_t version, uint32_t direction)
 {
-    sprig_transfer_chunk s = {0};
-    s.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
-               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION;
-    s.type = SPRIG_TRANSFER_CHUNK_START;
-    s.desired_session_id = id;
-    s.resource_id = 1;
-    s.protocol_version = version;
-    if (direction != 0) {
-        s.fields |= SPRIG_TRANSFER_F_DIRECTION;
-        s.direction = direction;
-    }
+    sprig_transfer_chunk s = xfer_start_chunk(id, 1, version, direction);
     raw_send(&s);
     xfer_settle(&F.env);
 }

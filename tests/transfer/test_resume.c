@@ -8,20 +8,17 @@
  * source's, no byte below the resume offset read by the sender or on the wire, and only the
  * second half on the wire. Edge cases: resume at the end (nothing left) and beyond it.
  */
-#include "support.h"
+#include "xfer_fixture.h"
 
 #include <string.h>
 
 #include "sprig/fault.h"
-#include "sprig/mem.h"
-#include "sprig/transfer.h"
 
 enum { MAX_MSG = 256, NBUFS = 256, NFBUFS = 64, NSOCKS = 8, NSESS = 2 };
 #define BUF_SIZE  (MAX_MSG + SPRIG_CONFIG_SOCK_HEADROOM + 64)
 #define MAX_CHUNK (MAX_MSG - SPRIG_TRANSFER_DATA_OVERHEAD)
 #define RES_SIZE  (200u * 1024u)
 #define RID       7u /* the resource's id on both nodes */
-#define NEVER     SPRIG_TIME_NEVER
 
 /* One node's resource and a handler over it that counts. A write's bytes are kept when the
  * transfer fails (like a partial file: `durable`), but only an OK close commits them (`len`). */
@@ -51,14 +48,7 @@ typedef struct side {
 } side;
 
 typedef struct fixture {
-    sprig_fake_clock fc;
-    sprig_loop loop;
-    sprig_buf_pool pool, fpool;
-    sprig_buf bufs[NBUFS], fbufs[NFBUFS];
-    uint8_t mem[NBUFS * BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
-    uint8_t fmem[NFBUFS * BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
-    sprig_mem_sock socks[NSOCKS];
-    sprig_mem_backend m;
+    xfer_env e; /* clock, loop, buffers (and the fault wrappers'), in-memory sockets */
     side cli, srv;
     sprig_sock_type type;
     /* the relay: r[0] is paired with the client's socket, r[1] with the server's */
@@ -71,14 +61,6 @@ typedef struct fixture {
 
 static fixture F;
 static uint8_t src[RES_SIZE], cdata[RES_SIZE], sdata[RES_SIZE];
-
-static void fill(uint8_t *p, size_t n, uint32_t seed)
-{
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1103515245u + 12345u;
-        p[i] = (uint8_t)(seed >> 16);
-    }
-}
 
 /* ---- the counting handler -------------------------------------------------------------------- */
 
@@ -175,35 +157,6 @@ static void store_new_leg(store *s)
     s->read_min = UINT64_MAX;
 }
 
-/* ---- the loop -------------------------------------------------------------------------------- */
-
-static void settle(void)
-{
-    for (int i = 0; i < 100000; i++) {
-        sprig_loop_poll(&F.loop, F.fc.now);
-        if (F.loop.tasks_head == NULL) {
-            return;
-        }
-    }
-    fail_msg("the loop never settles");
-}
-
-/* Run until nothing is scheduled, jumping the clock to each timer. */
-static void drive(void)
-{
-    for (int i = 0; i < 1000000; i++) {
-        settle();
-        sprig_time next = sprig_loop_next_deadline(&F.loop);
-        if (next == NEVER) {
-            return;
-        }
-        if (next > F.fc.now) {
-            sprig_fake_clock_set(&F.fc, next);
-        }
-    }
-    fail_msg("the transfer never ends");
-}
-
 /* ---- the relay between the two nodes ----------------------------------------------------------
  */
 
@@ -283,15 +236,13 @@ static void fixture_init(sprig_sock_type type)
 {
     memset(&F, 0, sizeof(F));
     F.type = type;
-    sprig_fake_clock_init(&F.fc, SPRIG_TIME_S(100));
-    sprig_loop_cfg lc = {.clock = F.fc.clock};
-    assert_int_equal(sprig_loop_init(&F.loop, &lc), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_buf_pool_init(&F.pool, F.bufs, F.mem, NBUFS, BUF_SIZE), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_buf_pool_init(&F.fpool, F.fbufs, F.fmem, NFBUFS, BUF_SIZE),
-                     SPRIG_STATUS_OK);
-    sprig_mem_cfg mc = {.max_message_size = MAX_MSG, .window_bytes = 64 * MAX_MSG};
-    assert_int_equal(sprig_mem_backend_init(&F.m, &F.loop, &mc, F.socks, NSOCKS, &F.pool),
-                     SPRIG_STATUS_OK);
+    xfer_env_cfg ec = {.mem = {.max_message_size = MAX_MSG, .window_bytes = 64 * MAX_MSG},
+                       .nbufs = NBUFS,
+                       .buf_size = BUF_SIZE,
+                       .nsocks = NSOCKS,
+                       .drive_steps = 1000000,
+                       .nfault_bufs = NFBUFS};
+    xfer_env_init(&F.e, &ec);
     store_init(&F.cli.st, cdata);
     store_init(&F.srv.st, sdata);
 }
@@ -301,16 +252,10 @@ static void side_up(side *sd, sprig_sock *sock, bool server, uint32_t seed)
     sd->n = (sprig_transfer_node){0};
     if (F.type == SPRIG_SOCK_DGRAM) {
         sprig_fault_cfg fc = {.seed = seed, .drop_pm = 50}; /* 5% loss */
-        assert_int_equal(sprig_fault_init(&sd->f, sock, &fc, &F.fpool), SPRIG_STATUS_OK);
+        assert_int_equal(sprig_fault_init(&sd->f, sock, &fc, &F.e.fpool), SPRIG_STATUS_OK);
         sock = &sd->f.sock;
     }
-    sprig_transfer_cfg c = {0};
-    c.loop = &F.loop;
-    c.sock = sock;
-    c.sessions = sd->sess;
-    c.max_sessions = NSESS;
-    c.rx_buf = sd->rx;
-    c.rx_cap = MAX_MSG;
+    sprig_transfer_cfg c = xfer_node_cfg(&F.e.loop, sock, sd->sess, NSESS, sd->rx, MAX_MSG);
     c.on_progress = on_progress;
     c.on_done = on_done;
     c.handler = server ? &sd->st.h : NULL;
@@ -325,10 +270,10 @@ static void side_up(side *sd, sprig_sock *sock, bool server, uint32_t seed)
 /* A new connection: new socket pairs, new relay, new nodes. */
 static void connect_up(uint32_t seed)
 {
-    sprig_sock *a = NULL;
-    sprig_sock *b = NULL;
-    assert_int_equal(sprig_mem_pair(&F.m, F.type, &a, &F.r[0]), SPRIG_STATUS_OK);
-    assert_int_equal(sprig_mem_pair(&F.m, F.type, &F.r[1], &b), SPRIG_STATUS_OK);
+    sprig_sock *a;
+    sprig_sock *b;
+    xfer_env_pair(&F.e, F.type, &a, &F.r[0]);
+    xfer_env_pair(&F.e, F.type, &F.r[1], &b);
     sprig_sock_set_callback(F.r[0], relay_event, NULL);
     sprig_sock_set_callback(F.r[1], relay_event, NULL);
     F.cut = false;
@@ -336,13 +281,13 @@ static void connect_up(uint32_t seed)
     F.wire_min = UINT64_MAX;
     side_up(&F.cli, a, false, seed);
     side_up(&F.srv, b, true, seed * 7919u + 1u);
-    settle();
+    xfer_settle(&F.e);
 }
 
 /* After a connection: both ends have finished; everything is given back. */
 static void connect_down(void)
 {
-    drive();
+    xfer_drive(&F.e);
     for (side *sd = &F.cli; sd != NULL; sd = sd == &F.cli ? &F.srv : NULL) {
         assert_int_equal(sprig_transfer_active(&sd->n), 0);
         assert_int_equal(sd->st.busy, 0);
@@ -355,18 +300,8 @@ static void connect_down(void)
             F.r[i] = NULL;
         }
     }
-    settle();
-    assert_int_equal(sprig_mem_backend_in_use(&F.m), 0);
-    assert_int_equal(sprig_buf_pool_available(&F.pool), NBUFS);
-    assert_int_equal(sprig_buf_pool_available(&F.fpool), NFBUFS);
-    assert_null(F.loop.timers);
-}
-
-static void fixture_fini(void)
-{
-    sprig_mem_backend_deinit(&F.m);
-    assert_null(F.loop.tasks_head);
-    sprig_loop_deinit(&F.loop);
+    xfer_settle(&F.e);
+    xfer_env_idle(&F.e);
 }
 
 /* Start a read (the client downloads RID) or a write (it uploads it) at `offset`. */
@@ -386,7 +321,7 @@ static sprig_status start(bool write, uint64_t offset)
 /* The sender's store holds the source; the receiver's is empty. */
 static void prepare(bool write, uint32_t seed)
 {
-    fill(src, RES_SIZE, seed);
+    xfer_fill(src, RES_SIZE, seed);
     side *tx = write ? &F.cli : &F.srv;
     side *rx = write ? &F.srv : &F.cli;
     memcpy(tx->st.data, src, RES_SIZE);
@@ -410,7 +345,7 @@ static void cut_and_resume(sprig_sock_type type, bool write, uint32_t seed)
     connect_up(seed);
     F.cut_at = RES_SIZE / 2;
     assert_int_equal(start(write, 0), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.e);
     assert_true(F.cut);
     assert_int_equal(F.cli.ndone, 1);
     assert_int_equal(F.srv.ndone, 1);
@@ -434,7 +369,7 @@ static void cut_and_resume(sprig_sock_type type, bool write, uint32_t seed)
     connect_up(seed + 1);
     F.cut_at = 0;
     assert_int_equal(start(write, kept), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.e);
     assert_false(F.cut);
     assert_int_equal(F.cli.ndone, 1);
     assert_int_equal(F.srv.ndone, 1);
@@ -468,7 +403,7 @@ static void cut_and_resume(sprig_sock_type type, bool write, uint32_t seed)
                   kept, (unsigned long long)first_wire, (unsigned long long)F.wire_data,
                   (unsigned long long)tx->st.read_bytes);
     connect_down();
-    fixture_fini();
+    xfer_env_deinit(&F.e);
 }
 
 static void test_resume_seqpacket_read(void **state)
@@ -509,7 +444,7 @@ static void resume_at_end(bool write)
     rx->st.durable = RES_SIZE;
     connect_up(21);
     assert_int_equal(start(write, RES_SIZE), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.e);
     assert_int_equal(F.cli.ndone, 1);
     assert_int_equal(F.srv.ndone, 1);
     assert_int_equal(F.cli.status, SPRIG_STATUS_OK);
@@ -523,7 +458,7 @@ static void resume_at_end(bool write)
     assert_int_equal(sprig_transfer_crc32(0, rx->st.data, RES_SIZE),
                      sprig_transfer_crc32(0, src, RES_SIZE));
     connect_down();
-    fixture_fini();
+    xfer_env_deinit(&F.e);
 }
 
 static void test_resume_at_end_read(void **state)
@@ -553,7 +488,7 @@ static void test_resume_beyond_end(void **state)
     F.srv.st.len = RES_SIZE - 1000;
     connect_up(31);
     assert_int_equal(start(false, RES_SIZE - 999), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.e);
     assert_int_equal(F.cli.ndone, 1);
     assert_int_equal(F.cli.status, SPRIG_STATUS_UNIMPLEMENTED);
     assert_int_equal(F.srv.ndone, 0); /* refused: no session on the server */
@@ -570,7 +505,7 @@ static void test_resume_beyond_end(void **state)
     /* a write beyond what the server kept: refused by the server */
     F.srv.st.durable = 1000;
     assert_int_equal(start(true, 1001), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.e);
     assert_int_equal(F.cli.ndone, 2);
     assert_int_equal(F.cli.status, SPRIG_STATUS_UNIMPLEMENTED);
     assert_int_equal(F.srv.ndone, 0);
@@ -582,7 +517,7 @@ static void test_resume_beyond_end(void **state)
     F.srv.st.lenient = true;
     F.cli.st.durable = RES_SIZE;
     assert_int_equal(start(false, RES_SIZE - 999), SPRIG_STATUS_OK);
-    drive();
+    xfer_drive(&F.e);
     assert_int_equal(F.cli.ndone, 3);
     assert_int_equal(F.cli.status, SPRIG_STATUS_DATA_LOSS);
     assert_int_equal(F.srv.ndone, 1);
@@ -594,7 +529,7 @@ static void test_resume_beyond_end(void **state)
     assert_int_equal(F.srv.st.read_bytes, 0);
     assert_int_equal(F.wire_data, 0);
     connect_down();
-    fixture_fini();
+    xfer_env_deinit(&F.e);
 }
 
 int main(void)

@@ -554,14 +554,7 @@ static void raw_send(const sprig_transfer_chunk *c)
 
 static sprig_transfer_chunk raw_start(uint32_t session, uint32_t resource)
 {
-    sprig_transfer_chunk c = {0};
-    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
-               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION;
-    c.type = SPRIG_TRANSFER_CHUNK_START;
-    c.desired_session_id = session;
-    c.resource_id = resource;
-    c.protocol_version = 2;
-    return c;
+    return xfer_start_chunk(session, resource, 2, 0);
 }
 
 static sprig_transfer_chunk raw_ctl(uint32_t type, uint32_t session)

@@ -25,11 +25,17 @@ void xfer_env_init(xfer_env *e, const xfer_env_cfg *cfg)
     assert_true(e->cfg.nbufs <= XFER_MAX_BUFS);
     assert_true(e->cfg.buf_size <= XFER_MAX_BUF_SIZE);
     assert_true(e->cfg.nsocks <= XFER_MAX_SOCKS);
+    assert_true(e->cfg.nfault_bufs <= XFER_MAX_FAULT_BUFS);
     sprig_fake_clock_init(&e->fc, SPRIG_TIME_S(100));
     sprig_loop_cfg lc = {.clock = e->fc.clock};
     assert_int_equal(sprig_loop_init(&e->loop, &lc), SPRIG_STATUS_OK);
     assert_int_equal(sprig_buf_pool_init(&e->pool, e->bufs, e->mem, e->cfg.nbufs, e->cfg.buf_size),
                      SPRIG_STATUS_OK);
+    if (e->cfg.nfault_bufs > 0) {
+        assert_int_equal(
+            sprig_buf_pool_init(&e->fpool, e->fbufs, e->fmem, e->cfg.nfault_bufs, e->cfg.buf_size),
+            SPRIG_STATUS_OK);
+    }
     assert_int_equal(
         sprig_mem_backend_init(&e->m, &e->loop, &e->cfg.mem, e->socks, e->cfg.nsocks, &e->pool),
         SPRIG_STATUS_OK);
@@ -68,11 +74,19 @@ void xfer_drive(xfer_env *e)
     fail_msg("the transfer never ends");
 }
 
-void xfer_env_deinit(xfer_env *e)
+void xfer_env_idle(xfer_env *e)
 {
     assert_int_equal(sprig_mem_backend_in_use(&e->m), 0);
     assert_int_equal(sprig_buf_pool_available(&e->pool), e->cfg.nbufs);
+    if (e->cfg.nfault_bufs > 0) {
+        assert_int_equal(sprig_buf_pool_available(&e->fpool), e->cfg.nfault_bufs);
+    }
     assert_null(e->loop.timers);
+}
+
+void xfer_env_deinit(xfer_env *e)
+{
+    xfer_env_idle(e);
     sprig_mem_backend_deinit(&e->m);
     assert_null(e->loop.tasks_head);
     sprig_loop_deinit(&e->loop);
@@ -117,5 +131,23 @@ sprig_transfer_cfg xfer_node_cfg(sprig_loop *loop, sprig_sock *sock,
     c.max_sessions = max_sessions;
     c.rx_buf = rx;
     c.rx_cap = rx_cap;
+    return c;
+}
+
+sprig_transfer_chunk xfer_start_chunk(uint32_t session, uint32_t resource, uint32_t version,
+                                      uint32_t direction)
+{
+    sprig_transfer_chunk c;
+    memset(&c, 0, sizeof(c));
+    c.fields = SPRIG_TRANSFER_F_TYPE | SPRIG_TRANSFER_F_DESIRED_SESSION_ID |
+               SPRIG_TRANSFER_F_RESOURCE_ID | SPRIG_TRANSFER_F_PROTOCOL_VERSION;
+    c.type = SPRIG_TRANSFER_CHUNK_START;
+    c.desired_session_id = session;
+    c.resource_id = resource;
+    c.protocol_version = version;
+    if (direction != 0) {
+        c.fields |= SPRIG_TRANSFER_F_DIRECTION;
+        c.direction = direction;
+    }
     return c;
 }

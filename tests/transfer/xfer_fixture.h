@@ -17,7 +17,7 @@
 #include "sprig/transfer.h"
 
 /* What one xfer_env can hold at the most. */
-enum { XFER_MAX_BUFS = 256, XFER_MAX_SOCKS = 8, XFER_MAX_BUF_SIZE = 640 };
+enum { XFER_MAX_BUFS = 256, XFER_MAX_FAULT_BUFS = 64, XFER_MAX_SOCKS = 8, XFER_MAX_BUF_SIZE = 640 };
 
 typedef struct xfer_env_cfg {
     sprig_mem_cfg mem;    /* the backend's; max_message_size must be set */
@@ -25,20 +25,25 @@ typedef struct xfer_env_cfg {
     size_t buf_size;      /* bytes per buffer; 0: mem.max_message_size + SOCK_HEADROOM */
     size_t nsocks;        /* in-memory sockets; 0: 4 */
     unsigned drive_steps; /* loop turns xfer_drive allows before failing; 0: 100000 */
+    size_t nfault_bufs;   /* buffers (of buf_size) in fpool, for fault wrappers; 0: no fpool */
 } xfer_env_cfg;
 
 typedef struct xfer_env {
     sprig_fake_clock fc;
     sprig_loop loop;
     sprig_buf_pool pool;
+    sprig_buf_pool fpool; /* the fault wrappers' (cfg.nfault_bufs > 0) */
     sprig_mem_backend m;
     xfer_env_cfg cfg; /* with the defaults filled in */
     sprig_buf bufs[XFER_MAX_BUFS];
+    sprig_buf fbufs[XFER_MAX_FAULT_BUFS];
     sprig_mem_sock socks[XFER_MAX_SOCKS];
     uint8_t mem[XFER_MAX_BUFS * XFER_MAX_BUF_SIZE] __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
+    uint8_t fmem[XFER_MAX_FAULT_BUFS * XFER_MAX_BUF_SIZE]
+        __attribute__((aligned(SPRIG_CONFIG_BUF_ALIGN)));
 } xfer_env;
 
-/* Zero *e and bring up the clock, loop, pool and backend as cfg says. */
+/* Zero *e and bring up the clock, loop, pool (and fpool) and backend as cfg says. */
 void xfer_env_init(xfer_env *e, const xfer_env_cfg *cfg);
 
 /* A connected pair of `type` (SEQPACKET or DGRAM) sockets on e's backend. */
@@ -51,8 +56,11 @@ void xfer_settle(xfer_env *e);
  * more than cfg.drive_steps turns. */
 void xfer_drive(xfer_env *e);
 
-/* Check that every socket and buffer is back and no timer is pending, deinit the backend, check
- * that no task is left, deinit the loop. Call after the last xfer_settle. */
+/* Check that every socket and buffer (fpool's too) is back and no timer is pending. */
+void xfer_env_idle(xfer_env *e);
+
+/* xfer_env_idle, deinit the backend, check that no task is left, deinit the loop. Call after the
+ * last xfer_settle. */
 void xfer_env_deinit(xfer_env *e);
 
 /* n pseudo-random bytes from seed (the same seed gives the same bytes). */
@@ -70,5 +78,10 @@ void xfer_mem_resources_idle(const sprig_transfer_mem_resource *r, size_t n);
 sprig_transfer_cfg xfer_node_cfg(sprig_loop *loop, sprig_sock *sock,
                                  sprig_transfer_session *sessions, size_t max_sessions, uint8_t *rx,
                                  size_t rx_cap);
+
+/* A START for desired session `session` on resource `resource` in protocol `version`, with a
+ * direction field unless `direction` is 0. */
+sprig_transfer_chunk xfer_start_chunk(uint32_t session, uint32_t resource, uint32_t version,
+                                      uint32_t direction);
 
 #endif /* SPRIG_TESTS_XFER_FIXTURE_H */
