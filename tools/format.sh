@@ -6,7 +6,7 @@
 #                                     bench/ examples/ tools/
 #   bash tools/format.sh --check      change nothing; fail if any of them is not formatted
 #                                     (what tools/test.sh runs)
-#   bash tools/format.sh FILE...      format just these files in place
+#   bash tools/format.sh FILE...      format just these .c/.h files in place (others refused)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,7 +48,19 @@ if (($# > 0)); then
         sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
         exit 0
         ;;
-    *) exec clang-format -i "$@" ;;
+    *)
+        # Only C: clang-format would rewrap Markdown, shell or Python as if it were C.
+        for f in "$@"; do
+            case $f in
+            *.c | *.h) ;;
+            *)
+                printf 'format.sh: error: %s is not a .c or .h file (not formatted)\n' "$f" >&2
+                exit 2
+                ;;
+            esac
+        done
+        exec clang-format -i "$@"
+        ;;
     esac
 fi
 
