@@ -8,7 +8,7 @@ enum { PEND_CONNECTED = 1, PEND_READABLE = 2, PEND_WRITABLE = 4 };
 
 static sprig_ns_dsock *dsock_of(const sprig_sock *s)
 {
-    return (sprig_ns_dsock *)(void *)((uintptr_t)s - offsetof(sprig_ns_dsock, sock));
+    return SPRIG_CONTAINER_OF(s, sprig_ns_dsock, sock);
 }
 
 static sprig_ns_dsock *find_port(sprig_ns_dgram_backend *be, uint16_t port)
@@ -290,8 +290,7 @@ static const sprig_sock_ops dgram_ops = {
 
 static sprig_ns_dgram_backend *be_of(const sprig_backend *b)
 {
-    return (sprig_ns_dgram_backend *)(void *)((uintptr_t)b -
-                                              offsetof(sprig_ns_dgram_backend, backend));
+    return SPRIG_CONTAINER_OF(b, sprig_ns_dgram_backend, backend);
 }
 
 static bool be_handles(const sprig_backend *b, const sprig_url *url)

@@ -167,7 +167,7 @@ size_t sprig_ns_cobs_enc_fill(sprig_ns_cobs_enc *e, uint8_t *out, size_t cap)
 
 static sprig_ns_serial *serial_of(sprig_ns_link *link)
 {
-    return (sprig_ns_serial *)(void *)((uintptr_t)link - offsetof(sprig_ns_serial, link));
+    return SPRIG_CONTAINER_OF(link, sprig_ns_serial, link);
 }
 
 static void pump(sprig_ns_serial *s)

@@ -100,7 +100,7 @@ static void ring_copy(uint8_t *ring, uint32_t size, uint32_t at, uint8_t *flat, 
 
 static sprig_ns_conn *conn_of(const sprig_sock *s)
 {
-    return (sprig_ns_conn *)(void *)((uintptr_t)s - offsetof(sprig_ns_conn, sock));
+    return SPRIG_CONTAINER_OF(s, sprig_ns_conn, sock);
 }
 
 static uint32_t now_of(const sprig_ns_stream_backend *be)
@@ -973,8 +973,7 @@ static const sprig_sock_ops stream_ops = {
 
 static sprig_ns_stream_backend *be_of(const sprig_backend *b)
 {
-    return (sprig_ns_stream_backend *)(void *)((uintptr_t)b -
-                                               offsetof(sprig_ns_stream_backend, backend));
+    return SPRIG_CONTAINER_OF(b, sprig_ns_stream_backend, backend);
 }
 
 static bool be_handles(const sprig_backend *b, const sprig_url *url)

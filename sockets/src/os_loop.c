@@ -315,5 +315,5 @@ sprig_os_loop *sprig_os_loop_from(sprig_loop *loop)
     if (loop == NULL || loop->cfg.io != &os_io) {
         return NULL;
     }
-    return (sprig_os_loop *)(void *)((char *)loop - offsetof(sprig_os_loop, loop));
+    return SPRIG_CONTAINER_OF(loop, sprig_os_loop, loop);
 }

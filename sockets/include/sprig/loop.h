@@ -31,6 +31,12 @@
 extern "C" {
 #endif
 
+/* The struct of type `type` whose member `member` is at `ptr`: how a backend, decorator or link
+ * finds its own state around the embedded sprig_loop / sprig_sock / sprig_backend / link it was
+ * given. Through uintptr_t, so a pointer to const works too (the caller decides the constness). */
+#define SPRIG_CONTAINER_OF(ptr, type, member)                                                      \
+    ((type *)(void *)((uintptr_t)(ptr)-offsetof(type, member)))
+
 typedef struct sprig_loop sprig_loop;
 
 /* ---- deferred tasks: run once, soon, from the loop (never re-entrantly) ---------------- */

@@ -34,8 +34,7 @@ static void on_done(sprig_transfer_node *node, uint32_t session_id, sprig_status
 {
     sprig_transfer_server *s = user;
     const sprig_transfer_server_conn *c =
-        (const sprig_transfer_server_conn *)((char *)node -
-                                             offsetof(sprig_transfer_server_conn, node));
+        SPRIG_CONTAINER_OF(node, sprig_transfer_server_conn, node);
     s->transfers++;
     emit(s, SPRIG_TRANSFER_SERVER_DONE, c->number, session_id, status, NULL);
 }
