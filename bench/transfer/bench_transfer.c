@@ -98,6 +98,14 @@ static void err_st(const char *what, sprig_status st)
     err(what, sprig_status_str(st));
 }
 
+/* "WHO: STEP: STATUS" */
+static void err_step(const char *who, const char *step, sprig_status st)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "%s: %s", who, step);
+    err_st(what, st);
+}
+
 static void unix_path(bench_impl im, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/%s.sock", g_dir, im == BENCH_RAW ? "raw" : "sprig");
@@ -451,6 +459,74 @@ out:
     return rc;
 }
 
+/* Parent, either transport: dial `url` as `type`, write `bytes` of the payload to the child's
+ * resource (elapsed ns into *ns), then keep the loop turning (the last acknowledgement may still
+ * be queued) until the child has checked the bytes and exited. `who` prefixes the messages. x is
+ * left for the caller to read its stats, then deinitialised by it. */
+static bool client_write(xfer_end *x, const char *url, sprig_sock_type type, size_t bytes,
+                         const opts *o, const char *who, pid_t child, int *child_status,
+                         uint64_t *ns)
+{
+    sprig_sock *sock;
+    bool ok = false;
+    bool reaped = false;
+    sprig_status st = bench_env_init(&x->e);
+    if (st != SPRIG_STATUS_OK) {
+        err_step(who, "loop", st);
+        goto out;
+    }
+    st = sprig_sock_dial_wait(&x->e.ol.loop, url, type, DIAL_TIMEOUT, &sock);
+    if (st != SPRIG_STATUS_OK) {
+        err_step(who, "connect", st);
+        goto out;
+    }
+    x->res = (sprig_transfer_mem_resource){.id = LOCAL_ID,
+                                           .data = g_src,
+                                           .cap = bytes,
+                                           .len = bytes,
+                                           .access = SPRIG_TRANSFER_ACCESS_READ};
+    if (!xfer_node_init(x, sock, o, false)) {
+        goto out;
+    }
+    g_chunk = x->node.max_chunk;
+    sprig_transfer_opts to = {
+        .resource_id = RESOURCE_ID,
+        .local = &x->mh.handler,
+        .local_id = LOCAL_ID,
+        .done = on_done,
+        .user = x,
+    };
+    uint32_t sid;
+    uint64_t t0 = bench_now_ns();
+    st = sprig_transfer_write(&x->node, &to, &sid);
+    if (st != SPRIG_STATUS_OK) {
+        err_step(who, "start", st);
+        goto out;
+    }
+    while (!x->done) {
+        st = sprig_loop_run_once(&x->e.ol.loop, SPRIG_TIME_NEVER);
+        if (st != SPRIG_STATUS_OK) {
+            err_step(who, "loop", st);
+            goto out;
+        }
+    }
+    *ns = bench_now_ns() - t0;
+    if (x->status != SPRIG_STATUS_OK) {
+        err_step(who, "transfer", x->status);
+        goto out;
+    }
+    ok = true;
+    for (unsigned i = 0; i < 3000 && !reaped; i++) {
+        (void)sprig_loop_run_once(&x->e.ol.loop, SPRIG_TIME_MS(5));
+        reaped = waitpid(child, child_status, WNOHANG) == child;
+    }
+out:
+    if (!reaped && waitpid(child, child_status, 0) != child) {
+        *child_status = -1;
+    }
+    return ok;
+}
+
 /* Parent: write the payload to the child's resource. Elapsed ns into *ns. */
 static bool sprig_client(bench_transport t, uint16_t port, const opts *o, pid_t child,
                          int *child_status, uint64_t *ns)
@@ -458,14 +534,6 @@ static bool sprig_client(bench_transport t, uint16_t port, const opts *o, pid_t 
     static xfer_end x;
     memset(&x, 0, sizeof(x));
     char url[200];
-    sprig_sock *sock;
-    bool ok = false;
-    bool reaped = false;
-    sprig_status st = bench_env_init(&x.e);
-    if (st != SPRIG_STATUS_OK) {
-        err_st("sprig client: loop", st);
-        goto out;
-    }
     if (t == BENCH_UNIX) {
         char path[150];
         unix_path(BENCH_SPRIG, path, sizeof(path));
@@ -473,58 +541,9 @@ static bool sprig_client(bench_transport t, uint16_t port, const opts *o, pid_t 
     } else {
         snprintf(url, sizeof(url), "tcp://127.0.0.1:%u", port);
     }
-    st = sprig_sock_dial_wait(&x.e.ol.loop, url, SPRIG_SOCK_SEQPACKET, DIAL_TIMEOUT, &sock);
-    if (st != SPRIG_STATUS_OK) {
-        err_st("sprig client: connect", st);
-        goto out;
-    }
-    x.res = (sprig_transfer_mem_resource){.id = LOCAL_ID,
-                                          .data = g_src,
-                                          .cap = o->bytes,
-                                          .len = o->bytes,
-                                          .access = SPRIG_TRANSFER_ACCESS_READ};
-    if (!xfer_node_init(&x, sock, o, false)) {
-        goto out;
-    }
-    g_chunk = x.node.max_chunk;
-    sprig_transfer_opts to = {
-        .resource_id = RESOURCE_ID,
-        .local = &x.mh.handler,
-        .local_id = LOCAL_ID,
-        .done = on_done,
-        .user = &x,
-    };
-    uint32_t sid;
-    uint64_t t0 = bench_now_ns();
-    st = sprig_transfer_write(&x.node, &to, &sid);
-    if (st != SPRIG_STATUS_OK) {
-        err_st("sprig client: start", st);
-        goto out;
-    }
-    while (!x.done) {
-        st = sprig_loop_run_once(&x.e.ol.loop, SPRIG_TIME_NEVER);
-        if (st != SPRIG_STATUS_OK) {
-            err_st("sprig client: loop", st);
-            goto out;
-        }
-    }
-    *ns = bench_now_ns() - t0;
-    if (x.status != SPRIG_STATUS_OK) {
-        err_st("sprig client: transfer", x.status);
-        goto out;
-    }
-    ok = true;
-    /* Keep the loop turning (the last acknowledgement may still be queued) until the child has
-     * checked the bytes and exited. */
-    for (unsigned i = 0; i < 3000 && !reaped; i++) {
-        (void)sprig_loop_run_once(&x.e.ol.loop, SPRIG_TIME_MS(5));
-        reaped = waitpid(child, child_status, WNOHANG) == child;
-    }
-out:
+    bool ok = client_write(&x, url, SPRIG_SOCK_SEQPACKET, o->bytes, o, "sprig client", child,
+                           child_status, ns);
     xfer_end_deinit(&x);
-    if (!reaped && waitpid(child, child_status, 0) != child) {
-        *child_status = -1;
-    }
     return ok;
 }
 
@@ -600,67 +619,16 @@ static bool dgram_client(uint16_t port, const opts *o, pid_t child, int *child_s
     static xfer_end x;
     memset(&x, 0, sizeof(x));
     char url[64];
-    sprig_sock *sock;
-    bool ok = false;
-    bool reaped = false;
-    sprig_status st = bench_env_init(&x.e);
-    if (st != SPRIG_STATUS_OK) {
-        err_st("dgram client: loop", st);
-        goto out;
-    }
     snprintf(url, sizeof(url), "udp://127.0.0.1:%u", port);
-    st = sprig_sock_dial_wait(&x.e.ol.loop, url, SPRIG_SOCK_DGRAM, DIAL_TIMEOUT, &sock);
-    if (st != SPRIG_STATUS_OK) {
-        err_st("dgram client: connect", st);
-        goto out;
+    uint64_t ns = 0;
+    bool ok = client_write(&x, url, SPRIG_SOCK_DGRAM, o->dgram_bytes, o, "dgram client", child,
+                           child_status, &ns);
+    if (ok) {
+        res->mbs = (double)o->dgram_bytes / ((double)ns / 1e9) / 1e6;
+        res->retransmits = x.node.stats.retransmits;
+        res->dropped = x.fault.stats.dropped;
     }
-    x.res = (sprig_transfer_mem_resource){.id = LOCAL_ID,
-                                          .data = g_src,
-                                          .cap = o->dgram_bytes,
-                                          .len = o->dgram_bytes,
-                                          .access = SPRIG_TRANSFER_ACCESS_READ};
-    if (!xfer_node_init(&x, sock, o, false)) {
-        goto out;
-    }
-    sprig_transfer_opts to = {
-        .resource_id = RESOURCE_ID,
-        .local = &x.mh.handler,
-        .local_id = LOCAL_ID,
-        .done = on_done,
-        .user = &x,
-    };
-    uint32_t sid;
-    uint64_t t0 = bench_now_ns();
-    st = sprig_transfer_write(&x.node, &to, &sid);
-    if (st != SPRIG_STATUS_OK) {
-        err_st("dgram client: start", st);
-        goto out;
-    }
-    while (!x.done) {
-        st = sprig_loop_run_once(&x.e.ol.loop, SPRIG_TIME_NEVER);
-        if (st != SPRIG_STATUS_OK) {
-            err_st("dgram client: loop", st);
-            goto out;
-        }
-    }
-    uint64_t ns = bench_now_ns() - t0;
-    if (x.status != SPRIG_STATUS_OK) {
-        err_st("dgram client: transfer", x.status);
-        goto out;
-    }
-    res->mbs = (double)o->dgram_bytes / ((double)ns / 1e9) / 1e6;
-    res->retransmits = x.node.stats.retransmits;
-    res->dropped = x.fault.stats.dropped;
-    ok = true;
-    for (unsigned i = 0; i < 3000 && !reaped; i++) {
-        (void)sprig_loop_run_once(&x.e.ol.loop, SPRIG_TIME_MS(5));
-        reaped = waitpid(child, child_status, WNOHANG) == child;
-    }
-out:
     xfer_end_deinit(&x);
-    if (!reaped && waitpid(child, child_status, 0) != child) {
-        *child_status = -1;
-    }
     return ok;
 }
 
