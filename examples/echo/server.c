@@ -334,21 +334,6 @@ static void on_conn(sprig_rpc_server *rpc, sprig_rpc_conn *conn, bool up, void *
     logf_(ctx, "connection %s", up ? "opened" : "closed");
 }
 
-/* "scheme://address" of a listener (the real port for port 0), or the URL as given. */
-static void bound_url(const char *url, const sprig_sock *l, char *out, size_t cap)
-{
-    sprig_url u;
-    sprig_addr a;
-    char addr[SPRIG_ADDR_STR_MAX];
-    if (sprig_url_parse(url, &u) == SPRIG_STATUS_OK && u.host.ptr != NULL &&
-        sprig_sock_local_addr(l, &a) == SPRIG_STATUS_OK &&
-        sprig_addr_format(&a, addr, sizeof(addr)) == SPRIG_STATUS_OK) {
-        snprintf(out, cap, "%.*s://%s", (int)u.scheme_name.len, u.scheme_name.ptr, addr);
-    } else {
-        snprintf(out, cap, "%s", url);
-    }
-}
-
 /* ---- signals -------------------------------------------------------------------------------- */
 
 static void on_signal(sprig_os_fd *watch, uint32_t events)
@@ -457,7 +442,7 @@ int main(int argc, char **argv)
         if (strcmp(lurl, urls[i]) != 0) {
             printf("%s: listening on %s via %s\n", echo_prog, lurl, urls[i]);
         } else {
-            bound_url(urls[i], l, where, sizeof(where));
+            sprig_os_bound_url(urls[i], l, where, sizeof(where));
             printf("%s: listening on %s\n", echo_prog, where);
         }
     }

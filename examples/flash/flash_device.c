@@ -393,21 +393,6 @@ static void on_server_event(const sprig_transfer_server_info *info, void *user)
     }
 }
 
-/* "scheme://address" of a listener (the real port for port 0), or the URL as given. */
-static void bound_url(const char *url, const sprig_sock *l, char *out, size_t cap)
-{
-    sprig_url u;
-    sprig_addr a;
-    char addr[SPRIG_ADDR_STR_MAX];
-    if (sprig_url_parse(url, &u) == SPRIG_STATUS_OK && u.host.ptr != NULL &&
-        sprig_sock_local_addr(l, &a) == SPRIG_STATUS_OK &&
-        sprig_addr_format(&a, addr, sizeof(addr)) == SPRIG_STATUS_OK) {
-        snprintf(out, cap, "%.*s://%s", (int)u.scheme_name.len, u.scheme_name.ptr, addr);
-    } else {
-        snprintf(out, cap, "%s", url);
-    }
-}
-
 static int usage(void)
 {
     fprintf(stderr, "usage: %s --listen URL [--listen URL ...] [--flash FILE] [--verbose]\n", PROG);
@@ -519,7 +504,7 @@ int main(int argc, char **argv)
             goto out;
         }
         char where[600];
-        bound_url(lurl, l, where, sizeof(where));
+        sprig_os_bound_url(lurl, l, where, sizeof(where));
         printf("%s: listening on %s%s%s\n", PROG, where, strcmp(lurl, urls[i]) != 0 ? " via " : "",
                strcmp(lurl, urls[i]) != 0 ? urls[i] : "");
     }

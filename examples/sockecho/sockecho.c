@@ -229,20 +229,6 @@ static sprig_status env_url(env *e, const char *url, bool listening, char *out, 
 #endif
 }
 
-/* "scheme://address" of a socket's local end, for URLs with a host (port 0 resolved). */
-static void bound_url(const sprig_url *u, const sprig_sock *s, char *out, size_t cap)
-{
-    sprig_addr a;
-    char addr[SPRIG_ADDR_STR_MAX];
-    if (u->host.ptr != NULL && sprig_sock_local_addr(s, &a) == SPRIG_STATUS_OK &&
-        sprig_addr_format(&a, addr, sizeof(addr)) == SPRIG_STATUS_OK) {
-        snprintf(out, cap, "%.*s://%s", (int)u->scheme_name.len, u->scheme_name.ptr, addr);
-    } else {
-        snprintf(out, cap, "%.*s:%.*s", (int)u->scheme_name.len, u->scheme_name.ptr,
-                 (int)u->path.len, u->path.ptr);
-    }
-}
-
 /* ---- the echo server --------------------------------------------------------------------- */
 
 typedef struct echo_server echo_server;
@@ -646,12 +632,10 @@ static int run_listen(const char *url, sprig_sock_type type, bool verbose)
         sigprocmask(SIG_UNBLOCK, &mask, NULL);
     }
 
-    sprig_url u;
     if (strcmp(lurl, url) != 0) {
         snprintf(where, sizeof(where), "%s via %s", lurl, url); /* through the netstack */
     } else {
-        (void)sprig_url_parse(url, &u);
-        bound_url(&u, srv.listener, where, sizeof(where));
+        sprig_os_bound_url(url, srv.listener, where, sizeof(where));
     }
     if (srv.type == SPRIG_SOCK_STREAM) {
         printf(PROG ": echo server on %s (STREAM); Ctrl-C stops it\n", where);
@@ -926,7 +910,7 @@ static void demo_transport(demo *d, const char *label, const char *listen_url, b
         return;
     }
     (void)sprig_url_parse(listen_url, &u);
-    bound_url(&u, srv.listener, url, sizeof(url)); /* the port the listener got */
+    sprig_os_bound_url(listen_url, srv.listener, url, sizeof(url)); /* the port it got */
     st = sprig_sock_dial_wait(loop, url, SPRIG_SOCK_DEFAULT, DEMO_TIMEOUT, &c);
     if (st != SPRIG_STATUS_OK) {
         check(d, false, "connect to %s: %s", url, sprig_status_str(st));

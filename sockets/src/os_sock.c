@@ -36,6 +36,7 @@ struct sprig_framed_sock;
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1545,4 +1546,21 @@ void sprig_os_backend_deinit(sprig_os_backend *b)
 size_t sprig_os_backend_open_count(const sprig_os_backend *b)
 {
     return b != NULL ? b->open : 0;
+}
+
+void sprig_os_bound_url(const char *url, const sprig_sock *listener, char *out, size_t cap)
+{
+    sprig_url u;
+    sprig_addr a;
+    char addr[SPRIG_ADDR_STR_MAX];
+    if (cap == 0) {
+        return;
+    }
+    if (sprig_url_parse(url, &u) == SPRIG_STATUS_OK && u.host.ptr != NULL &&
+        u.scheme != SPRIG_URL_SPRIG && sprig_sock_local_addr(listener, &a) == SPRIG_STATUS_OK &&
+        sprig_addr_format(&a, addr, sizeof(addr)) == SPRIG_STATUS_OK) {
+        snprintf(out, cap, "%.*s://%s", (int)u.scheme_name.len, u.scheme_name.ptr, addr);
+    } else {
+        snprintf(out, cap, "%s", url);
+    }
 }

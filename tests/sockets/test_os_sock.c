@@ -235,6 +235,30 @@ static void test_os_sock_tcp_ipv4_port_zero(void **state)
     assert_int_equal(sprig_sock_max_message_size(c.b), SPRIG_CONFIG_SOCK_DEFAULT_MAX_MESSAGE);
     exchange(c.a, c.b, "tcp v4");
     exchange(c.b, c.a, "reply");
+    /* What a tool prints for the listener: the port it really got. */
+    char want[64], got[64];
+    snprintf(want, sizeof want, "tcp://127.0.0.1:%u", (unsigned)la.port);
+    sprig_os_bound_url("tcp://127.0.0.1:0", c.l, got, sizeof got);
+    assert_string_equal(got, want);
+    sprig_os_bound_url("tcp://127.0.0.1:0", c.l, got, 8); /* cut, terminated */
+    assert_string_equal(got, "tcp://1");
+    close3(&c);
+}
+
+/* Without a host (unix:), for sprig:// and for what does not parse, the URL is printed as given. */
+static void test_os_sock_bound_url_as_given(void **state)
+{
+    fixture *f = *state;
+    char url[200], got[220];
+    conn3 c;
+    unix_url(url, sizeof url, "bound");
+    connect3(f, url, NULL, SPRIG_SOCK_DEFAULT, &c);
+    sprig_os_bound_url(url, c.l, got, sizeof got);
+    assert_string_equal(got, url);
+    sprig_os_bound_url("sprig://2:69", c.l, got, sizeof got);
+    assert_string_equal(got, "sprig://2:69");
+    sprig_os_bound_url("tcp://[::1", c.l, got, sizeof got);
+    assert_string_equal(got, "tcp://[::1");
     close3(&c);
 }
 
@@ -1150,6 +1174,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         CASE(test_os_sock_unix_path),
         CASE(test_os_sock_tcp_ipv4_port_zero),
+        CASE(test_os_sock_bound_url_as_given),
         CASE(test_os_sock_tcp_ipv6),
         CASE(test_os_sock_tcp_localhost_name),
         CASE(test_os_sock_tcp_stream_and_gather),

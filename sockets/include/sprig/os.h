@@ -117,6 +117,12 @@ size_t sprig_os_backend_open_count(const sprig_os_backend *b);
  * ECONNREFUSED → UNAVAILABLE, ENOENT → NOT_FOUND, EMSGSIZE → RESOURCE_EXHAUSTED, ...). */
 sprig_status sprig_os_status_from_errno(int err);
 
+/* What a tool prints for a listener made from `url`: for a URL with a host (tcp://, udp://) the
+ * scheme and the address the socket really bound ("tcp://127.0.0.1:40123" for port 0); for
+ * anything else (unix:, mem:, sprig://NODE:PORT, whose node ids read better than their ULA
+ * addresses) or when the address cannot be had, the URL as given. Cut to cap, NUL-terminated. */
+void sprig_os_bound_url(const char *url, const sprig_sock *listener, char *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

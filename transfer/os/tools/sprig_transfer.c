@@ -283,21 +283,6 @@ static sprig_status env_url(env *e, const char *url, bool listening, char *out, 
 #endif
 }
 
-/* "scheme://address" of a listener (the real port for port 0), or the URL as given. */
-static void bound_url(const char *url, const sprig_sock *l, char *out, size_t cap)
-{
-    sprig_url u;
-    sprig_addr a;
-    char addr[SPRIG_ADDR_STR_MAX];
-    if (sprig_url_parse(url, &u) == SPRIG_STATUS_OK && u.host.ptr != NULL &&
-        u.scheme != SPRIG_URL_SPRIG && sprig_sock_local_addr(l, &a) == SPRIG_STATUS_OK &&
-        sprig_addr_format(&a, addr, sizeof(addr)) == SPRIG_STATUS_OK) {
-        snprintf(out, cap, "%.*s://%s", (int)u.scheme_name.len, u.scheme_name.ptr, addr);
-    } else {
-        snprintf(out, cap, "%s", url);
-    }
-}
-
 static server srv;
 
 static int cmd_serve(int argc, char **argv)
@@ -376,7 +361,7 @@ static int cmd_serve(int argc, char **argv)
             goto out;
         }
         char where[300];
-        bound_url(lurl, l, where, sizeof(where));
+        sprig_os_bound_url(lurl, l, where, sizeof(where));
         printf("%s: listening on %s%s%s\n", PROG, where, strcmp(lurl, urls[i]) != 0 ? " via " : "",
                strcmp(lurl, urls[i]) != 0 ? urls[i] : "");
         /* a DGRAM socket: one node on the bound socket serves every peer */

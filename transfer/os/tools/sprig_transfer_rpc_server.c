@@ -77,21 +77,6 @@ static void on_signal(sprig_os_fd *watch, uint32_t events)
     }
 }
 
-/* "scheme://address" of the listener (the real port for port 0), or the URL as given. */
-static void bound_url(const char *url, char *out, size_t cap)
-{
-    sprig_url u;
-    sprig_addr a;
-    char addr[SPRIG_ADDR_STR_MAX];
-    if (sprig_url_parse(url, &u) == SPRIG_STATUS_OK && u.host.ptr != NULL &&
-        sprig_sock_local_addr(S.rpc.listener, &a) == SPRIG_STATUS_OK &&
-        sprig_addr_format(&a, addr, sizeof(addr)) == SPRIG_STATUS_OK) {
-        snprintf(out, cap, "%.*s://%s", (int)u.scheme_name.len, u.scheme_name.ptr, addr);
-    } else {
-        snprintf(out, cap, "%s", url);
-    }
-}
-
 static int usage(FILE *f, int rc)
 {
     fprintf(f, "usage: " PROG " --listen URL [--read-only] [--verbose] DIR\n"
@@ -180,7 +165,7 @@ int main(int argc, char **argv)
         goto out_svc;
     }
     char where[300];
-    bound_url(url, where, sizeof(where));
+    sprig_os_bound_url(url, S.rpc.listener, where, sizeof(where));
     printf(PROG ": listening on %s\n", where);
     fflush(stdout);
 
